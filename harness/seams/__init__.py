@@ -1,0 +1,37 @@
+"""Every change the harness makes to moto's behaviour, registered in one table.
+
+moto 5.2.5 stores what AWS would run but runs little of it (see README "Harness" and
+../shared/MOTO-SEAMS.md). Each seam lives in a module of this package, named after the service it
+changes, documents why it exists, and is covered by a test in tests/harness/test_seams.py that fails
+loudly when moto's internals move. `install()` applies them all, once, before the server starts.
+
+The seams reach private moto APIs: moto is pinned to exactly one version (pyproject.toml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import moto
+
+PINNED_MOTO_VERSION = "5.2.5"
+
+# name -> installer. Explicit registration: each seam module adds its line here.
+SEAMS: dict[str, Callable[[], None]] = {}
+
+_installed = False
+
+
+def install() -> None:
+    """Applies every registered seam (idempotent)."""
+    global _installed
+    if moto.__version__ != PINNED_MOTO_VERSION:
+        raise RuntimeError(
+            f"the harness's seams were written for moto {PINNED_MOTO_VERSION}, but moto "
+            f"{moto.__version__} is installed: pin it back or port harness/seams"
+        )
+    if _installed:
+        return
+    for installer in SEAMS.values():
+        installer()
+    _installed = True

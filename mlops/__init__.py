@@ -1,0 +1,1 @@
+"""The project's one command line, `mlops`: it wires the parts' commands together."""

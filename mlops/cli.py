@@ -1,0 +1,24 @@
+"""The `mlops` command: one explicit table of the parts' commands (no discovery magic).
+
+Each part owns its commands in its own module; this module only registers them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mlops import demo
+
+app = typer.Typer(
+    name="mlops",
+    help="Build, test locally and deploy a bring-your-own-container GPT-Neo intent model on AWS.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("demo", help=demo.demo.__doc__)(demo.demo)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
