@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from deployer import cli as deployer_cli
 from mlops import demo
 
 app = typer.Typer(
@@ -18,6 +19,9 @@ app = typer.Typer(
 )
 
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
+app.command("plan")(deployer_cli.plan)
+app.command("deploy")(deployer_cli.deploy)
+app.command("destroy")(deployer_cli.destroy)
 
 
 def main() -> None:  # pragma: no cover - console entry point

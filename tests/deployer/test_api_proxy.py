@@ -1,0 +1,208 @@
+"""The API proxy: request validation, and InvokeEndpoint answers mapped to HTTP statuses.
+
+The happy path and a non-JSON model answer run against the emulator's sagemaker-runtime (moto answers
+with results queued through its /moto-api/static/sagemaker/endpoint-results route). moto cannot
+produce a model error or a slow model, so those run against a small local HTTP server that answers
+as SageMaker does (HTTP 424 with `x-amzn-ErrorType: ModelError`, or no answer in time), through a real
+boto3 client.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from deployer.lambdas import api_proxy
+from harness.emulator import EmbeddedEmulator
+from tests.deployer.conftest import LambdaContext, load_event
+
+ANSWER = {
+    "predictions": [
+        {"intent": "balance", "text": "balance"},
+        {"intent": "restaurant_reservation", "text": "restaurant_reservation"},
+    ]
+}
+
+
+@pytest.fixture
+def handler_env(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("ENDPOINT_NAME", "proxy-endpoint")
+    api_proxy._runtime_client.cache_clear()
+    yield
+    api_proxy._runtime_client.cache_clear()
+
+
+def queue_model_answers(emulator: EmbeddedEmulator, *bodies: str) -> None:
+    results = [{"Body": body, "ContentType": "application/json"} for body in bodies]
+    response = requests.post(
+        f"{emulator.endpoint_url}/moto-api/static/sagemaker/endpoint-results",
+        json={"results": results, "region": emulator.region},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def event_with(body: object, **changes: Any) -> dict[str, Any]:
+    event = load_event("apigateway_proxy_post")
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    event.update(changes)
+    return event
+
+
+def test_a_valid_request_gets_the_models_answer(emulator: EmbeddedEmulator, handler_env: None) -> None:
+    queue_model_answers(emulator, json.dumps(ANSWER))
+    response = api_proxy.handler(load_event("apigateway_proxy_post"), LambdaContext())
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert json.loads(response["body"]) == ANSWER
+
+
+def test_a_base64_body_is_decoded(emulator: EmbeddedEmulator, handler_env: None) -> None:
+    queue_model_answers(emulator, json.dumps(ANSWER))
+    body = base64.b64encode(json.dumps({"inputs": "what is my balance"}).encode()).decode()
+    response = api_proxy.handler(event_with(body, isBase64Encoded=True), LambdaContext())
+    assert response["statusCode"] == 200
+
+
+def test_a_model_answer_that_is_not_json_is_a_502(emulator: EmbeddedEmulator, handler_env: None) -> None:
+    queue_model_answers(emulator, "<html>oops</html>")
+    response = api_proxy.handler(event_with({"inputs": "a query that is new"}), LambdaContext())
+    assert response["statusCode"] == 502
+    assert "not JSON" in json.loads(response["body"])["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "changes", "status", "message"),
+    [
+        ("{not json", {}, 400, "not JSON"),
+        ([1, 2], {}, 400, "must be a JSON object"),
+        ({"inputs": ""}, {}, 400, "non-empty strings"),
+        ({"inputs": []}, {}, 400, "non-empty string or a non-empty list"),
+        ({"inputs": ["ok", 3]}, {}, 400, "non-empty strings"),
+        ({"inputs": ["q"] * 65}, {}, 400, "the limit is 64"),
+        ({"inputs": "x" * 2001}, {}, 400, "the limit is 2000"),
+        ({"query": "hello"}, {}, 400, "unknown key"),
+        ({"inputs": "hi", "parameters": [1]}, {}, 400, '"parameters" must be a JSON object'),
+        ({"inputs": "hi"}, {"httpMethod": "GET"}, 405, "use POST"),
+        ({"inputs": "hi"}, {"headers": {"Content-Type": "text/plain"}}, 415, "application/json"),
+        ("!!!", {"isBase64Encoded": True}, 400, "not valid base64"),
+        ({"inputs": "x" * (6 * 1024 * 1024)}, {}, 413, "the limit is 6291456"),
+    ],
+)
+def test_a_bad_request_is_a_clear_4xx_and_never_reaches_the_model(
+    body: object, changes: dict[str, Any], status: int, message: str
+) -> None:
+    class Unreachable:
+        def invoke_endpoint(self, **_: Any) -> None:
+            raise AssertionError("a bad request must not reach the model")
+
+    response = api_proxy.proxy(event_with(body, **changes), api_proxy.Settings("e"), Unreachable())
+    assert response["statusCode"] == status
+    assert message in json.loads(response["body"])["error"]
+
+
+class FakeSageMaker(BaseHTTPRequestHandler):
+    """Answers InvokeEndpoint as SageMaker does when the container fails or is slow."""
+
+    mode = "model-error"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.mode == "slow":
+            time.sleep(2)
+        body = json.dumps(
+            {
+                "message": 'Received server error (500) from primary with message "boom".',
+                "OriginalStatusCode": 500,
+                "OriginalMessage": "boom",
+            }
+        ).encode()
+        self.send_response(424)
+        self.send_header(
+            "x-amzn-ErrorType", "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
+        )
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # the slow answer is written after the client gave up: a broken pipe, expected
+
+
+@pytest.fixture
+def fake_sagemaker() -> Iterator[str]:
+    server = QuietServer(("127.0.0.1", 0), FakeSageMaker)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def runtime_client(endpoint_url: str, timeout: float) -> Any:
+    config = Config(read_timeout=timeout, connect_timeout=2, retries={"total_max_attempts": 1})
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
+
+
+def test_a_model_error_is_a_502(fake_sagemaker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FakeSageMaker, "mode", "model-error")
+    response = api_proxy.proxy(
+        load_event("apigateway_proxy_post"), api_proxy.Settings("e"), runtime_client(fake_sagemaker, 5)
+    )
+    assert response["statusCode"] == 502
+    body = json.loads(response["body"])
+    assert body["error"] == "the model failed to answer" and "boom" in body["detail"]
+
+
+def test_a_model_that_does_not_answer_in_time_is_a_504(
+    fake_sagemaker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeSageMaker, "mode", "slow")
+    settings = api_proxy.Settings("e", invoke_timeout_seconds=0.3)
+    started = time.monotonic()
+    response = api_proxy.proxy(
+        load_event("apigateway_proxy_post"), settings, runtime_client(fake_sagemaker, 0.3)
+    )
+    assert response["statusCode"] == 504
+    assert "within 0.3 s" in json.loads(response["body"])["error"]
+    assert time.monotonic() - started < 1.5
+
+
+def test_an_unreachable_endpoint_is_a_503() -> None:
+    client = runtime_client("http://127.0.0.1:9", 1)  # the discard port: nothing listens
+    response = api_proxy.proxy(load_event("apigateway_proxy_post"), api_proxy.Settings("e"), client)
+    assert response["statusCode"] == 503
+
+
+def test_settings_come_from_the_environment_only() -> None:
+    assert api_proxy.Settings.from_env(
+        {"ENDPOINT_NAME": "e", "INVOKE_TIMEOUT_SECONDS": "5"}
+    ) == api_proxy.Settings("e", 5.0, 64)
+    with pytest.raises(RuntimeError, match="ENDPOINT_NAME"):
+        api_proxy.Settings.from_env({})

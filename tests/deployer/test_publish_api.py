@@ -1,0 +1,137 @@
+"""publish-api against the emulator's CloudFormation: the API stack created, then left alone when unchanged.
+
+moto's CloudFormation skips AWS::ApiGateway::ApiKey, UsagePlan and UsagePlanKey (see ../shared/FACTS.md):
+these tests check the rest (the proxy Lambda, the REST API, its POST method requiring a key, its AWS_PROXY
+integration, the stage made by the deployment, API Gateway's permission on the Lambda) and name the gap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from deployer.lambdas import publish_api
+from harness.emulator import EmbeddedEmulator
+from tests.deployer.conftest import PROJECT, LambdaContext, RecordingReporter, load_event
+
+STACK = "dtest-api"
+
+
+@pytest.fixture
+def handler_env(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, emulator: EmbeddedEmulator, platform: dict[str, str]
+) -> dict[str, str]:
+    """The function's environment exactly as the platform stack deployed it, plus a quick poll."""
+    configuration = emulator.client("lambda").get_function_configuration(
+        FunctionName=platform["PublishApiFunctionName"]
+    )
+    variables: dict[str, str] = configuration["Environment"]["Variables"]
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POLL_SECONDS", "0.05")
+    return variables
+
+
+def test_the_platform_points_publish_api_at_its_stack_and_template(handler_env: dict[str, str]) -> None:
+    assert handler_env["API_STACK_NAME"] == STACK
+    assert handler_env["API_TEMPLATE_KEY"].startswith("templates/api-")
+    assert handler_env["API_PROXY_CODE_KEY"].startswith("lambdas/api_proxy-")
+    assert handler_env["PROJECT_NAME"] == PROJECT
+
+
+def test_publish_creates_the_api_then_finds_nothing_to_update(
+    emulator: EmbeddedEmulator, handler_env: dict[str, str]
+) -> None:
+    created = publish_api.handler({}, LambdaContext())
+    assert created["StackStatus"] == "CREATE_COMPLETE"
+    api_id = created["ApiId"]
+    assert created["ApiUrl"] == f"https://{api_id}.execute-api.us-east-1.amazonaws.com/v1/predict"
+    assert created["ProxyFunctionName"] == f"{PROJECT}-api-proxy"
+
+    apigateway = emulator.client("apigateway")
+    resources = apigateway.get_resources(restApiId=api_id)["items"]
+    predict = next(r for r in resources if r.get("path") == "/predict")
+    method = apigateway.get_method(restApiId=api_id, resourceId=predict["id"], httpMethod="POST")
+    assert method["apiKeyRequired"] is True
+    assert method["methodIntegration"]["type"] == "AWS_PROXY"
+    assert f"function:{PROJECT}-api-proxy/invocations" in method["methodIntegration"]["uri"]
+    assert [s["stageName"] for s in apigateway.get_stages(restApiId=api_id)["item"]] == ["v1"]
+    proxy = emulator.client("lambda").get_function_configuration(FunctionName=f"{PROJECT}-api-proxy")
+    assert proxy["Handler"] == "deployer.lambdas.api_proxy.handler"
+    assert proxy["Environment"]["Variables"] == {"ENDPOINT_NAME": handler_env["ENDPOINT_NAME"]}
+    policy = emulator.client("lambda").get_policy(FunctionName=f"{PROJECT}-api-proxy")["Policy"]
+    assert "apigateway.amazonaws.com" in policy and f"{api_id}/v1/POST/predict" in policy
+    # Skipped by moto 5.2.5: no API key or usage plan exists here, hence no ApiKeyId output (the harness
+    # adds these types, issue 4).
+    assert apigateway.get_api_keys()["items"] == []
+    assert "ApiKeyId" not in created
+
+    again = publish_api.handler({}, LambdaContext())
+    assert again["StackStatus"] == "CREATE_COMPLETE"  # "No updates are to be performed": left as it was
+    assert again["ApiId"] == api_id
+
+
+def test_the_publish_action_reports_the_apis_outputs(
+    emulator: EmbeddedEmulator, handler_env: dict[str, str]
+) -> None:
+    reporter = RecordingReporter()
+    job = publish_job()
+    result = publish_api.run_pipeline_action(
+        job,
+        publish_api.Settings.from_env(),
+        emulator.client("cloudformation"),
+        emulator.client("s3"),
+        reporter,
+        lambda: 60_000,
+    )
+    assert reporter.failures == [] and result["status"] == "SUCCEEDED"
+    variables = reporter.successes[0]["output_variables"]
+    assert variables["ApiUrl"].endswith("/v1/predict") and variables["StageName"] == "v1"
+
+
+def test_a_missing_template_fails_the_action(
+    emulator: EmbeddedEmulator, handler_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_TEMPLATE_KEY", "templates/api-missing.json")
+    monkeypatch.setenv("API_STACK_NAME", "dtest-api-missing")
+    reporter = RecordingReporter()
+    publish_api.run_pipeline_action(
+        publish_job(),
+        publish_api.Settings.from_env(),
+        emulator.client("cloudformation"),
+        emulator.client("s3"),
+        reporter,
+        lambda: 60_000,
+    )
+    [(_, message)] = reporter.failures
+    assert "could not publish the API" in message and "NoSuchKey" in message
+
+
+def test_a_stack_whose_creation_failed_is_reported_not_updated(
+    emulator: EmbeddedEmulator, handler_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_STACK_NAME", "dtest-api-dead")
+    settings = publish_api.Settings.from_env()
+    dead: dict[str, Any] = {
+        "StackId": "id",
+        "StackName": settings.stack_name,
+        "StackStatus": "ROLLBACK_COMPLETE",
+    }
+
+    class DeadStackCloudFormation:
+        """A stack in ROLLBACK_COMPLETE: moto never rolls a stack back, so this state is given here."""
+
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
+            return {"Stacks": [dead]}
+
+    with pytest.raises(publish_api.PublishError, match="ROLLBACK_COMPLETE and cannot be updated"):
+        publish_api.start_publish(settings, DeadStackCloudFormation(), emulator.client("s3"))
+
+
+def publish_job() -> Any:
+    from deployer.lambdas.pipeline_job import PipelineJob
+
+    event = load_event("codepipeline_job")
+    event["CodePipeline.job"]["data"]["inputArtifacts"] = []
+    return PipelineJob.from_event(event)
