@@ -14,10 +14,28 @@ from collections.abc import Callable
 
 import moto
 
+from harness.seams import (
+    apigateway,
+    awslambda,
+    cloudformation,
+    codepipeline,
+    events,
+    sagemaker,
+    stepfunctions,
+)
+
 PINNED_MOTO_VERSION = "5.2.5"
 
 # name -> installer. Explicit registration: each seam module adds its line here.
-SEAMS: dict[str, Callable[[], None]] = {}
+SEAMS: dict[str, Callable[[], None]] = {
+    "awslambda": awslambda.install,
+    "apigateway": apigateway.install,
+    "events": events.install,
+    "codepipeline": codepipeline.install,
+    "cloudformation": cloudformation.install,
+    "sagemaker": sagemaker.install,
+    "stepfunctions": stepfunctions.install,
+}
 
 _installed = False
 

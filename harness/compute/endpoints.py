@@ -1,0 +1,319 @@
+"""SageMaker endpoints, really served: `serve` containers behind a name, with SageMaker's limits.
+
+- `create`: Creating; in a background thread, downloads the model's `model.tar.gz`, unpacks it
+  into a fresh `/opt/ml/model` (`<work_dir>/endpoints/<name>/<replica>/opt/ml/model`), starts
+  `serve` through the container runtime and polls `GET /ping` (2 s per try); InService once it
+  answers 200, Failed with a reason when the container exits or `startup_limit_s` passes first.
+- `update`: Updating; starts the new config's container beside the old one and waits until it is
+  healthy, then switches the routing in one step and only then stops the old container, after its
+  in-flight requests have finished: no request is dropped. When the new container never gets
+  healthy the endpoint goes Failed with the reason, and the old container keeps serving.
+- `delete`: stops the container (after its in-flight requests).
+- `invoke`: forwards the body to `POST /invocations` of the current container, with SageMaker's
+  limits: bodies over 6 MB are refused (413) and a container that takes over 60 s is a ModelError.
+
+Endpoints are keyed by (account, region, name). Locks guard only the routing table: no lock is
+held during an HTTP call or while a container starts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness.compute.runtime import ContainerRuntime, ServingContainer
+from harness.compute.s3io import S3Uri, download_and_unpack
+
+LOG = logging.getLogger(__name__)
+
+MAX_INVOCATION_BYTES = 6 * 1024 * 1024
+INVOCATION_TIMEOUT_S = 60.0
+PING_TIMEOUT_S = 2.0
+DEFAULT_STARTUP_LIMIT_S = 120.0
+_PING_INTERVAL_S = 0.25
+_DRAIN_LIMIT_S = INVOCATION_TIMEOUT_S + 5.0
+_STOP_GRACE_S = 10.0
+
+EndpointKey = tuple[str, str, str]  # (account, region, name)
+
+
+class EndpointError(Exception):
+    """A request the endpoint manager refuses; `code` is the AWS error code (ValidationException)."""
+
+    code = "ValidationException"
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """What one production variant runs: an image, its model data and environment."""
+
+    config_name: str
+    variant_name: str
+    image_uri: str
+    model_data_url: str | None
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    status: str  # Creating | InService | Updating | Failed | Deleting
+    config_name: str
+    failure_reason: str | None
+    serving_config_name: str | None  # the config whose container answers now, if any
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """The container's answer: its HTTP status, body and headers of interest."""
+
+    status: int
+    body: bytes
+    content_type: str
+    custom_attributes: str | None
+    variant_name: str
+
+
+class InvocationTimeout(Exception):
+    """The container did not answer within SageMaker's 60 s."""
+
+
+class _Replica:
+    """One started `serve` for one endpoint config, counting its in-flight requests."""
+
+    def __init__(self, target: ModelTarget, serving: ServingContainer, directory: Path) -> None:
+        self.target = target
+        self.serving = serving
+        self.directory = directory
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    def enter(self) -> None:
+        with self._idle:
+            self._inflight += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.notify_all()
+
+    def drain_and_stop(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=_DRAIN_LIMIT_S)
+        self.serving.process.stop(_STOP_GRACE_S)
+
+
+@dataclass
+class _Endpoint:
+    name: str
+    status: str
+    config_name: str
+    failure_reason: str | None = None
+    current: _Replica | None = None
+    generation: int = 0  # bumped by create/update/delete so that a stale start does not win
+
+
+@dataclass
+class EndpointManager:
+    """The endpoints of one compute plane."""
+
+    runtime: ContainerRuntime
+    s3_client: Callable[[], Any]
+    work_dir: Path
+    startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S
+    _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- control plane -----------------------------------------------------------------------------
+    def create(self, key: EndpointKey, target: ModelTarget) -> None:
+        with self._lock:
+            if key in self._endpoints:
+                raise EndpointError(f'Cannot create already existing endpoint "{key[2]}".')
+            endpoint = _Endpoint(name=key[2], status="Creating", config_name=target.config_name)
+            self._endpoints[key] = endpoint
+            generation = endpoint.generation
+        self._in_background(key, target, generation, updating=False)
+
+    def update(self, key: EndpointKey, target: ModelTarget) -> None:
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            if endpoint is None:
+                raise EndpointError(f'Could not find endpoint "{key[2]}".')
+            if endpoint.status not in ("InService", "Failed"):
+                raise EndpointError(
+                    f'Cannot update in-progress endpoint "{key[2]}" (it is {endpoint.status}).'
+                )
+            endpoint.status = "Updating"
+            endpoint.failure_reason = None
+            endpoint.generation += 1
+            generation = endpoint.generation
+        self._in_background(key, target, generation, updating=True)
+
+    def delete(self, key: EndpointKey) -> None:
+        with self._lock:
+            endpoint = self._endpoints.pop(key, None)
+            if endpoint is not None:
+                endpoint.generation += 1  # a start still in flight stops its container
+        if endpoint is None:
+            raise EndpointError(f'Could not find endpoint "{key[2]}".')
+        if endpoint.current is not None:
+            threading.Thread(target=endpoint.current.drain_and_stop, daemon=True).start()
+
+    def describe(self, key: EndpointKey) -> EndpointSnapshot | None:
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            if endpoint is None:
+                return None
+            return EndpointSnapshot(
+                status=endpoint.status,
+                config_name=endpoint.config_name,
+                failure_reason=endpoint.failure_reason,
+                serving_config_name=endpoint.current.target.config_name if endpoint.current else None,
+            )
+
+    def names(self) -> list[EndpointKey]:
+        with self._lock:
+            return list(self._endpoints)
+
+    def shutdown(self) -> None:
+        """Stops every container (the harness is going away)."""
+        with self._lock:
+            endpoints = list(self._endpoints.values())
+            self._endpoints.clear()
+        for endpoint in endpoints:
+            endpoint.generation += 1
+            if endpoint.current is not None:
+                endpoint.current.serving.process.stop(_STOP_GRACE_S)
+
+    # -- data plane --------------------------------------------------------------------------------
+    def invoke(
+        self,
+        key: EndpointKey,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        custom_attributes: str | None,
+    ) -> InvocationResult:
+        """Forwards one invocation to the endpoint's current container."""
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            replica = endpoint.current if endpoint is not None else None
+            if replica is not None:
+                replica.enter()
+        if endpoint is None:
+            raise EndpointError(f"Endpoint {key[2]} of account {key[0]} not found.")
+        if replica is None:
+            raise EndpointError(
+                f"Endpoint {key[2]} of account {key[0]} is not ready (it is {endpoint.status})."
+            )
+        try:
+            headers = {"Content-Type": content_type or "application/octet-stream"}
+            if accept:
+                headers["Accept"] = accept
+            if custom_attributes is not None:
+                headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+            try:
+                response = requests.post(
+                    f"{replica.serving.url}/invocations",
+                    data=body,
+                    headers=headers,
+                    timeout=(PING_TIMEOUT_S, INVOCATION_TIMEOUT_S),
+                )
+            except requests.Timeout as error:
+                raise InvocationTimeout(str(error)) from error
+            return InvocationResult(
+                status=response.status_code,
+                body=response.content,
+                content_type=response.headers.get("Content-Type", "application/octet-stream"),
+                custom_attributes=response.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                variant_name=replica.target.variant_name,
+            )
+        finally:
+            replica.leave()
+
+    # -- starting containers -----------------------------------------------------------------------
+    def _in_background(self, key: EndpointKey, target: ModelTarget, generation: int, updating: bool) -> None:
+        threading.Thread(
+            target=self._bring_up,
+            args=(key, target, generation, updating),
+            name=f"endpoint-{key[2]}",
+            daemon=True,
+        ).start()
+
+    def _bring_up(self, key: EndpointKey, target: ModelTarget, generation: int, updating: bool) -> None:
+        replica: _Replica | None = None
+        try:
+            replica = self._start_replica(key, target)
+            reason = self._wait_healthy(replica)
+        except Exception as error:  # model data or image missing, container failed to start
+            LOG.info("endpoint %s: could not start %s: %s", key[2], target.config_name, error)
+            reason = f"Failed to start the container for production variant {target.variant_name}: {error}"
+        old: _Replica | None = None
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            current = endpoint is not None and endpoint.generation == generation
+            if current and endpoint is not None:
+                if reason is None and replica is not None:
+                    old, endpoint.current = endpoint.current, replica
+                    endpoint.status = "InService"
+                    endpoint.config_name = target.config_name
+                    endpoint.failure_reason = None
+                else:
+                    endpoint.status = "Failed"
+                    endpoint.failure_reason = reason
+        if not current or reason is not None:
+            if replica is not None:  # never served (failed, or overtaken by a newer update / a delete)
+                replica.serving.process.stop(_STOP_GRACE_S)
+            return
+        LOG.info("endpoint %s InService with %s", key[2], target.config_name)
+        if old is not None:
+            old.drain_and_stop()
+
+    def _start_replica(self, key: EndpointKey, target: ModelTarget) -> _Replica:
+        directory = (
+            self.work_dir / "endpoints" / key[0] / key[1] / key[2] / f"replica-{next(self._replica_ids)}"
+        )
+        if directory.exists():
+            shutil.rmtree(directory)
+        base_dir = directory / "opt" / "ml"
+        model_dir = base_dir / "model"
+        model_dir.mkdir(parents=True)
+        if target.model_data_url:
+            download_and_unpack(
+                self.s3_client(), S3Uri.parse(target.model_data_url), directory / "download", model_dir
+            )
+        image = self.runtime.resolve(target.image_uri)
+        serving = self.runtime.start_serving(image, base_dir, directory / "serve.log", target.environment)
+        return _Replica(target, serving, directory)
+
+    def _wait_healthy(self, replica: _Replica) -> str | None:
+        """None once /ping answers 200; otherwise the failure reason."""
+        deadline = time.monotonic() + self.startup_limit_s
+        process = replica.serving.process
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                return (
+                    f"The primary container for production variant {replica.target.variant_name} exited with "
+                    f"status {code} before it passed the ping health check; see {process.log_path}"
+                )
+            try:
+                if requests.get(f"{replica.serving.url}/ping", timeout=PING_TIMEOUT_S).status_code == 200:
+                    return None
+            except requests.RequestException:
+                pass
+            time.sleep(_PING_INTERVAL_S)
+        return (
+            f"The primary container for production variant {replica.target.variant_name} did not pass the "
+            f"ping health check within {self.startup_limit_s:g} s; see {process.log_path}"
+        )

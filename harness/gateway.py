@@ -1,0 +1,523 @@
+"""The local API Gateway: REST APIs stored in the emulator, served over HTTP on a loopback port.
+
+moto stores API Gateway's resources, methods, integrations, keys and usage plans but serves none of
+them (AWS_PROXY is not implemented). `ApiGateway` is a ThreadingHTTPServer that reads that state from
+moto's backend on every request (so a stack update is seen at once) and does what API Gateway's
+edge does for a REST API with Lambda proxy integrations:
+
+URL scheme (the harness's choice): `http://127.0.0.1:PORT/{api_id}/{stage}/{path}` stands for the
+invoke URL `https://{api_id}.execute-api.{region}.amazonaws.com/{stage}/{path}`; `local_url()` maps
+one to the other and `urls()` lists every API and stage.
+
+Per request, in AWS's order and with AWS's answers:
+- unknown API: 404 `{"message":"Not Found"}`; unknown stage: 403 `{"message":"Forbidden"}`;
+  no resource or method for the path: 403 `{"message":"Missing Authentication Token"}`;
+- body over 10 MB: 413 `{"message":"Request Too Long"}`;
+- a method with apiKeyRequired: the `x-api-key` header must be an enabled key bound (UsagePlanKey)
+  to a usage plan that lists this API and stage, else 403 `{"message":"Forbidden"}`;
+- the usage plan's throttle (a token bucket per plan and key: burstLimit tokens, refilled at rateLimit
+  per second; a per-method throttle in the plan's apiStages wins), then the stage's method throttling
+  (one bucket for all callers, from the stage's method settings: the method's own, else `*/*`):
+  429 `{"message":"Too Many Requests"}`;
+- the AWS_PROXY integration's Lambda gets the proxy event (payload format 1.0) through the emulator's
+  Invoke API, so it runs in the harness's Lambda runtime; the integration timeout (29 s) gives
+  504 `{"message": "Endpoint request timed out"}`;
+- the Lambda's proxy response (statusCode, headers, multiValueHeaders, body, isBase64Encoded) is the
+  HTTP answer; a function error or a malformed response is 502 `{"message": "Internal server error"}`.
+Not modelled: authorizers and IAM auth (500 naming the type), usage plan quotas, non-proxy integrations,
+binary media types (a non-UTF-8 body reaches the Lambda base64-encoded).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
+
+from harness.emulator import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
+
+logger = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+INTEGRATION_TIMEOUT_S = 29.0
+_LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
+_INVOKE_URL = re.compile(
+    r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com/(?P<rest>.*)$"
+)
+
+
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """An HTTP answer: status, headers, body bytes."""
+
+    status: int
+    headers: dict[str, list[str]]
+    body: bytes
+
+
+def _message(status: int, message: str, error_type: str | None = None) -> GatewayAnswer:
+    headers = {"Content-Type": ["application/json"]}
+    if error_type:
+        headers["x-amzn-ErrorType"] = [error_type]
+    return GatewayAnswer(status, headers, json.dumps({"message": message}).encode("utf-8"))
+
+
+NOT_FOUND = _message(404, "Not Found", "NotFoundException")
+FORBIDDEN = _message(403, "Forbidden", "ForbiddenException")
+MISSING_TOKEN = _message(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+TOO_MANY = _message(429, "Too Many Requests", "TooManyRequestsException")
+TOO_LONG = _message(413, "Request Too Long")
+BAD_GATEWAY = _message(502, "Internal server error")
+TIMED_OUT = _message(504, "Endpoint request timed out")
+
+
+class TokenBucket:
+    """API Gateway's throttle: `burst` tokens, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        if rate < 0 or burst < 0:
+            raise ValueError(f"a throttle needs a non-negative rate and burst, not {rate}/{burst}")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+@dataclass(frozen=True)
+class Route:
+    """The matched resource and method of a request."""
+
+    resource: Any
+    method: Any
+    resource_path: str
+    path_parameters: dict[str, str]
+
+
+def _segments(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def match_route(resources: list[Any], path: str, http_method: str) -> Route | None:
+    """Finds the resource for `path` (literal beats `{param}` beats `{proxy+}`) and its method."""
+    wanted = _segments(path)
+    best: tuple[tuple[int, ...], Any, dict[str, str]] | None = None
+    for resource in resources:
+        pattern = _segments(resource.get_path())
+        params: dict[str, str] = {}
+        rank: list[int] = []
+        matched = True
+        for index, part in enumerate(pattern):
+            if part.startswith("{") and part.endswith("+}"):
+                rest = wanted[index:]
+                if not rest or index != len(pattern) - 1:
+                    matched = False
+                    break
+                params[part[1:-2]] = "/".join(rest)
+                rank.append(0)
+                break
+            if index >= len(wanted):
+                matched = False
+                break
+            if part.startswith("{") and part.endswith("}"):
+                params[part[1:-1]] = wanted[index]
+                rank.append(1)
+            elif part == wanted[index]:
+                rank.append(2)
+            else:
+                matched = False
+                break
+        else:
+            matched = matched and len(pattern) == len(wanted)
+        if matched and (best is None or tuple(rank) > best[0]):
+            best = (tuple(rank), resource, params)
+    if best is None:
+        return None
+    _, resource, params = best
+    methods = dict(resource.resource_methods)
+    method = methods.get(http_method) or methods.get("ANY")
+    if method is None:
+        return None
+    return Route(resource, method, resource.get_path(), params)
+
+
+def _bool(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+class ApiGateway:
+    """Serves the emulator's REST APIs over HTTP. Use as a context manager, after the emulator started."""
+
+    def __init__(
+        self,
+        emulator_endpoint: str,
+        account_id: str = ACCOUNT_ID,
+        region: str = REGION,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        integration_timeout_s: float = INTEGRATION_TIMEOUT_S,
+    ) -> None:
+        self.account_id = account_id
+        self.region = region
+        self._host = host
+        self._port = port
+        self.integration_timeout_s = integration_timeout_s
+        self._lambda = boto3.Session(region_name=region, **FAKE_CREDENTIALS).client(
+            "lambda",
+            endpoint_url=emulator_endpoint,
+            config=Config(retries={"max_attempts": 1}, read_timeout=integration_timeout_s, connect_timeout=5),
+        )
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+        self._buckets_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the gateway is not started")
+        return int(self._server.server_address[1])
+
+    def start(self) -> ApiGateway:
+        if self._server is not None:
+            raise RuntimeError("the gateway already runs")
+        gateway = self
+
+        class Handler(_Handler):
+            owner = gateway
+
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ApiGateway:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- URLs ----------------------------------------------------------------------------------------
+    def base_url(self, api_id: str, stage: str) -> str:
+        return f"http://{self._host}:{self.port}/{api_id}/{stage}"
+
+    def local_url(self, invoke_url: str) -> str:
+        """Maps an AWS invoke URL (`https://{api}.execute-api.{region}.amazonaws.com/{stage}/...`)."""
+        match = _INVOKE_URL.match(invoke_url)
+        if match is None:
+            raise ValueError(f"not an API Gateway invoke URL: {invoke_url!r}")
+        return f"http://{self._host}:{self.port}/{match['api']}/{match['rest']}"
+
+    def urls(self) -> list[tuple[str, str, str]]:
+        """(API name, stage, local base URL) for every API and stage in the emulator."""
+        found = []
+        for api in list(self._backend().apis.values()):
+            for stage in list(api.stages):
+                found.append((str(api.name), str(stage), self.base_url(api.id, stage)))
+        return found
+
+    # -- the request path ----------------------------------------------------------------------------
+    def _backend(self) -> Any:
+        from moto.apigateway.models import apigateway_backends
+
+        return apigateway_backends[self.account_id][self.region]
+
+    def handle(
+        self, method: str, raw_path: str, headers: Mapping[str, list[str]], body: bytes
+    ) -> GatewayAnswer:
+        """Answers one request (the HTTP server's handler calls this; tests may too)."""
+        url = urlsplit(raw_path)
+        parts = url.path.split("/", 3)
+        if len(parts) < 3 or not parts[1]:
+            return NOT_FOUND
+        api_id, stage_name = parts[1], parts[2]
+        path = "/" + (parts[3] if len(parts) > 3 else "")
+        backend = self._backend()
+        api = backend.apis.get(api_id)
+        if api is None:
+            return NOT_FOUND
+        stage = api.stages.get(stage_name)
+        if stage is None:
+            return FORBIDDEN
+        if len(body) > MAX_PAYLOAD_BYTES:
+            return TOO_LONG
+        route = match_route(list(api.resources.values()), path, method)
+        if route is None:
+            return MISSING_TOKEN
+        authorization = str(route.method.authorization_type or "NONE")
+        if authorization != "NONE":
+            return _message(500, f"the harness gateway does not model authorizationType {authorization}")
+        lowered = {name.lower(): values for name, values in headers.items()}
+        key = None
+        if _bool(route.method.api_key_required):
+            key_value = (lowered.get("x-api-key") or [""])[-1]
+            key, plan = self._authorise(backend, api_id, stage_name, key_value)
+            if key is None or plan is None:
+                return FORBIDDEN
+            if not self._plan_allows(plan, api_id, stage_name, route.resource_path, method, key.id):
+                return TOO_MANY
+        if not self._stage_allows(api_id, stage_name, stage, route.resource_path, method):
+            return TOO_MANY
+        integration = route.method.method_integration
+        if integration is None or str(integration.integration_type) != "AWS_PROXY":
+            kind = None if integration is None else integration.integration_type
+            return _message(500, f"the harness gateway serves AWS_PROXY integrations only, not {kind}")
+        uri = self._stage_variables(str(integration.uri), stage.variables or {})
+        target = _LAMBDA_URI.match(uri)
+        if target is None:
+            return _message(500, f"not a Lambda integration URI: {uri}")
+        event = self._proxy_event(
+            api_id, stage_name, stage, route, method, path, url.query, headers, body, key
+        )
+        return self._invoke(target["arn"], event)
+
+    def _authorise(self, backend: Any, api_id: str, stage: str, value: str) -> tuple[Any, Any]:
+        """The enabled key with this value bound to a usage plan for this API stage, and that plan."""
+        if not value:
+            return None, None
+        keys = [key for key in list(backend.keys.values()) if key.value == value and _bool(key.enabled)]
+        if not keys:
+            return None, None
+        key = keys[0]
+        for plan in list(backend.usage_plans.values()):
+            bound = dict(backend.usage_plan_keys.get(plan.id, {}))
+            stages = [entry for entry in list(plan.api_stages) if entry.get("apiId") == api_id]
+            if key.id in bound and any(entry.get("stage") == stage for entry in stages):
+                return key, plan
+        return None, None
+
+    def _plan_allows(
+        self, plan: Any, api_id: str, stage: str, resource: str, method: str, key_id: str
+    ) -> bool:
+        """The usage plan's throttle, per key (a per-method throttle in the plan's apiStages wins)."""
+        throttle = dict(plan.throttle or {})
+        for entry in list(plan.api_stages):
+            if entry.get("apiId") == api_id and entry.get("stage") == stage:
+                per_method = (entry.get("throttle") or {}).get(f"{resource}/{method}")
+                if per_method:
+                    throttle = dict(per_method)
+        if "rateLimit" not in throttle and "burstLimit" not in throttle:
+            return True
+        rate = float(throttle.get("rateLimit", 0.0))
+        burst = int(throttle.get("burstLimit", max(1, int(rate))))
+        return self._take(("plan", str(plan.id), key_id, f"{resource}/{method}"), rate, burst)
+
+    def _stage_allows(self, api_id: str, stage_name: str, stage: Any, resource: str, method: str) -> bool:
+        """The stage's method throttling (all callers together): the method's own setting, else `*/*`."""
+        settings = dict(stage.method_settings or {})
+        chosen = settings.get(f"{resource.replace('/', '~1')}/{method}") or settings.get("*/*")
+        if not chosen or "throttlingRateLimit" not in chosen:
+            return True
+        rate = float(chosen["throttlingRateLimit"])
+        burst = int(chosen.get("throttlingBurstLimit", max(1, int(rate))))
+        return self._take(("stage", api_id, stage_name, f"{resource}/{method}"), rate, burst)
+
+    def _take(self, slot: tuple[str, ...], rate: float, burst: int) -> bool:
+        with self._buckets_lock:
+            bucket = self._buckets.get(slot)
+            if bucket is None or bucket.rate != rate or bucket.burst != burst:
+                bucket = TokenBucket(rate, burst)
+                self._buckets[slot] = bucket
+        return bucket.take()
+
+    @staticmethod
+    def _stage_variables(uri: str, variables: Mapping[str, str]) -> str:
+        return re.sub(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}", lambda m: str(variables.get(m[1], "")), uri)
+
+    def _proxy_event(
+        self,
+        api_id: str,
+        stage_name: str,
+        stage: Any,
+        route: Route,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, list[str]],
+        body: bytes,
+        key: Any,
+    ) -> dict[str, Any]:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        multi_query: dict[str, list[str]] = {}
+        for name, value in pairs:
+            multi_query.setdefault(name, []).append(value)
+        try:
+            text: str | None = body.decode("utf-8") if body else None
+            encoded = False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode("ascii"), True
+        now = time.time()
+        request_id = str(uuid.uuid4())
+        domain = f"{api_id}.execute-api.{self.region}.amazonaws.com"
+        single_headers = {name: values[-1] for name, values in headers.items()}
+        return {
+            "resource": route.resource_path,
+            "path": path,
+            "httpMethod": method,
+            "headers": single_headers or None,
+            "multiValueHeaders": {name: list(values) for name, values in headers.items()} or None,
+            "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": route.path_parameters or None,
+            "stageVariables": dict(stage.variables or {}) or None,
+            "requestContext": {
+                "resourceId": route.resource.id,
+                "resourcePath": route.resource_path,
+                "httpMethod": method,
+                "extendedRequestId": request_id,
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "path": f"/{stage_name}{path}",
+                "accountId": self.account_id,
+                "protocol": "HTTP/1.1",
+                "stage": stage_name,
+                "domainPrefix": api_id,
+                "requestTimeEpoch": int(now * 1000),
+                "requestId": request_id,
+                "identity": {
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": single_headers.get("User-Agent") or single_headers.get("user-agent"),
+                    "apiKey": None if key is None else key.value,
+                    "apiKeyId": None if key is None else key.id,
+                },
+                "domainName": domain,
+                "apiId": api_id,
+            },
+            "body": text,
+            "isBase64Encoded": encoded,
+        }
+
+    def _invoke(self, function_arn: str, event: Mapping[str, Any]) -> GatewayAnswer:
+        try:
+            answer = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event).encode("utf-8"))
+        except ReadTimeoutError:
+            return TIMED_OUT
+        except Exception:
+            logger.exception("the integration's Invoke failed for %s", function_arn)
+            return BAD_GATEWAY
+        payload = answer["Payload"].read()
+        if answer.get("FunctionError"):
+            logger.info("lambda %s failed: %s", function_arn, payload[:500])
+            return BAD_GATEWAY
+        return proxy_answer(payload)
+
+
+def proxy_answer(payload: bytes) -> GatewayAnswer:
+    """The HTTP answer for a Lambda proxy response, or 502 when it is malformed (as AWS)."""
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        return BAD_GATEWAY
+    if not isinstance(document, dict):
+        return BAD_GATEWAY
+    allowed = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded", "cookies"}
+    if set(document) - allowed:
+        return BAD_GATEWAY
+    try:
+        status = int(document.get("statusCode", 200))
+    except (TypeError, ValueError):
+        return BAD_GATEWAY
+    if not 100 <= status <= 599:
+        return BAD_GATEWAY
+    headers: dict[str, list[str]] = {}
+    single = document.get("headers") or {}
+    multi = document.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        return BAD_GATEWAY
+    for name, value in single.items():
+        headers[str(name)] = [str(value)]
+    for name, values in multi.items():
+        if not isinstance(values, list):
+            return BAD_GATEWAY
+        headers.setdefault(str(name), []).extend(str(v) for v in values)
+    body = document.get("body")
+    if body is not None and not isinstance(body, str):
+        return BAD_GATEWAY
+    raw = (body or "").encode("utf-8")
+    if _bool(document.get("isBase64Encoded", False)):
+        try:
+            raw = base64.b64decode(body or "", validate=True)
+        except ValueError:
+            return BAD_GATEWAY
+    headers.setdefault("Content-Type", ["application/json"])
+    return GatewayAnswer(status, headers, raw)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: ApiGateway
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            answer = TOO_LONG
+            left = length
+            while left > 0:  # drain the body so that the client reads the answer, not a reset
+                chunk = self.rfile.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            self.close_connection = True
+        else:
+            body = self.rfile.read(length) if length else b""
+            headers: dict[str, list[str]] = {}
+            for name, value in self.headers.items():
+                headers.setdefault(name, []).append(value)
+            try:
+                answer = self.owner.handle(self.command, self.path, headers, body)
+            except Exception:
+                logger.exception("gateway error for %s %s", self.command, self.path)
+                answer = _message(500, "Internal server error")
+        self.send_response(answer.status)
+        request_id = str(uuid.uuid4())
+        for name, values in answer.headers.items():
+            if name.lower() in ("content-length", "connection", "transfer-encoding"):
+                continue
+            for value in values:
+                self.send_header(name, value)
+        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("gateway: " + format, *args)

@@ -1,0 +1,395 @@
+"""Seam: CodePipeline's job API (the worker side of actions), which moto 5.2.5 lacks.
+
+Why: the pipeline's Lambda actions report back with PutJobSuccessResult / PutJobFailureResult, and
+custom action workers use PollForJobs / AcknowledgeJob / GetJobDetails; in moto 5.2.5 all five answer
+500. moto maps a request's X-Amz-Target action to the snake_case method of
+`codepipeline.responses.CodePipelineResponse` on every request, so this seam adds the five methods
+there. Job state lives in the per-account/region CodePipeline backend (an attribute moto's reset
+drops with the backend), so jobs are scoped and cleared as moto's own resources are.
+
+The pipeline runner (the harness, in this process) uses the Python API below: `run_lambda_action` runs
+a Lambda invoke action end to end (continuations included); underneath, `create_job` makes a job,
+`lambda_event` is the event a Lambda action receives, and `wait_for_result` blocks until the worker
+reports. Job statuses follow AWS: Created (queued for a poller) → Dispatched
+(polled) → InProgress (acknowledged; a job handed to a Lambda starts here) → Succeeded | Failed.
+A success with a continuationToken ends that job; the runner starts the next job of the same action
+with the token in `data.continuationToken`, as CodePipeline does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core.exceptions import JsonRESTError
+
+ACTIVE = ("Created", "Dispatched", "InProgress")
+FINISHED = ("Succeeded", "Failed")
+FAILURE_TYPES = frozenset(
+    {
+        "JobFailed",
+        "ConfigurationError",
+        "PermissionError",
+        "RevisionOutOfSync",
+        "RevisionUnavailable",
+        "SystemUnavailable",
+    }
+)
+LAMBDA_INVOKE_ACTION = {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}
+
+
+class JobNotFoundException(JsonRESTError):
+    code = 400
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            "JobNotFoundException", f"The job was specified in an invalid format or cannot be found: {job_id}"
+        )
+
+
+class InvalidNonceException(JsonRESTError):
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__("InvalidNonceException", "The nonce was specified in an invalid format.")
+
+
+class InvalidJobStateException(JsonRESTError):
+    code = 400
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__("InvalidJobStateException", f"The job {job_id} is {status} and cannot change state.")
+
+
+class ValidationException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ValidationException", message)
+
+
+@dataclass
+class JobResult:
+    """What the worker reported (PutJobSuccessResult or PutJobFailureResult's parameters)."""
+
+    succeeded: bool
+    continuation_token: str | None = None
+    current_revision: dict[str, Any] | None = None
+    execution_details: dict[str, Any] | None = None
+    output_variables: dict[str, str] | None = None
+    failure_type: str | None = None
+    failure_message: str | None = None
+    external_execution_id: str | None = None
+    reported_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Job:
+    """One job: an action execution handed to a worker (a Lambda or a custom poller)."""
+
+    id: str
+    account_id: str
+    action_type_id: dict[str, str]
+    data: dict[str, Any]
+    nonce: str
+    status: str = "Created"
+    result: JobResult | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def to_api(self) -> dict[str, Any]:
+        """The Job structure PollForJobs returns."""
+        return {"id": self.id, "data": self.data, "nonce": self.nonce, "accountId": self.account_id}
+
+
+class JobStore:
+    """The jobs of one account and region; thread-safe, with waiting on results."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._changed = threading.Condition()
+
+    def add(self, job: Job) -> Job:
+        with self._changed:
+            self._jobs[job.id] = job
+            self._changed.notify_all()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with self._changed:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundException(job_id)
+        return job
+
+    def poll(self, action_type_id: Mapping[str, str], max_batch: int) -> list[Job]:
+        with self._changed:
+            found = [
+                job
+                for job in self._jobs.values()
+                if job.status == "Created" and _same_type(job.action_type_id, action_type_id)
+            ][:max_batch]
+            for job in found:
+                job.status = "Dispatched"
+            return found
+
+    def acknowledge(self, job_id: str, nonce: str) -> Job:
+        job = self.get(job_id)
+        with self._changed:
+            if nonce != job.nonce:
+                raise InvalidNonceException()
+            if job.status == "Dispatched":
+                job.status = "InProgress"
+            self._changed.notify_all()
+        return job
+
+    def finish(self, job_id: str, result: JobResult) -> Job:
+        job = self.get(job_id)
+        with self._changed:
+            if job.status not in ACTIVE:
+                raise InvalidJobStateException(job_id, job.status)
+            job.result = result
+            job.status = "Succeeded" if result.succeeded else "Failed"
+            self._changed.notify_all()
+        return job
+
+    def wait(self, job_id: str, timeout_s: float) -> Job:
+        job = self.get(job_id)
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while job.status not in FINISHED:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"job {job_id} got no result within {timeout_s:.0f} s (status {job.status})"
+                    )
+                self._changed.wait(left)
+        return job
+
+
+def _same_type(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
+    return all(str(left.get(k)) == str(right.get(k)) for k in ("category", "owner", "provider", "version"))
+
+
+_stores_lock = threading.Lock()
+
+
+def job_store(account_id: str, region: str) -> JobStore:
+    """The job store held by moto's CodePipeline backend for this account and region."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    backend = codepipeline_backends[account_id][region]
+    with _stores_lock:
+        store = getattr(backend, "harness_jobs", None)
+        if not isinstance(store, JobStore):
+            store = JobStore()
+            setattr(backend, "harness_jobs", store)  # noqa: B010  (moto's class declares no such attribute)
+    return store
+
+
+# -- the Python API for the pipeline runner -----------------------------------------------------------
+def create_job(
+    account_id: str,
+    region: str,
+    action_type_id: Mapping[str, str],
+    data: Mapping[str, Any],
+    dispatched_to_lambda: bool = False,
+) -> Job:
+    """Creates a job for one action execution. `data` is the JobData structure (actionConfiguration,
+    pipelineContext, inputArtifacts, outputArtifacts, continuationToken...). A job handed to a Lambda
+    starts InProgress (nobody polls for it); others wait in Created for PollForJobs."""
+    missing = {"category", "owner", "provider", "version"} - set(action_type_id)
+    if missing:
+        raise ValueError(f"actionTypeId lacks {sorted(missing)}")
+    job = Job(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        action_type_id={k: str(v) for k, v in action_type_id.items()},
+        data={"actionTypeId": dict(action_type_id), **dict(data)},
+        nonce=secrets.token_hex(16),
+        status="InProgress" if dispatched_to_lambda else "Created",
+    )
+    return job_store(account_id, region).add(job)
+
+
+def lambda_event(job: Job) -> dict[str, Any]:
+    """The event CodePipeline sends a Lambda invoke action."""
+    return {"CodePipeline.job": {"id": job.id, "accountId": job.account_id, "data": job.data}}
+
+
+def get_job(account_id: str, region: str, job_id: str) -> Job:
+    return job_store(account_id, region).get(job_id)
+
+
+def wait_for_result(account_id: str, region: str, job_id: str, timeout_s: float) -> Job:
+    """Blocks until the job succeeded or failed (TimeoutError past `timeout_s`)."""
+    return job_store(account_id, region).wait(job_id, timeout_s)
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    """The jobs of one Lambda action execution: one per invocation, continuations included."""
+
+    function_name: str
+    jobs: tuple[Job, ...]
+
+    @property
+    def final(self) -> Job:
+        return self.jobs[-1]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.final.status == "Succeeded"
+
+
+def run_lambda_action(
+    account_id: str,
+    region: str,
+    function_name: str,
+    data: Mapping[str, Any],
+    max_runs: int = 100,
+    report_grace_s: float = 5.0,
+) -> ActionRun:
+    """Runs a Lambda invoke action as CodePipeline does: a job, the function invoked with the job event,
+    the result read from the job API; a success with a continuationToken starts the next job of the same
+    action with that token, until a success without one or a failure.
+
+    Where AWS would wait for the action's timeout, the harness fails the job at once (with the Lambda's
+    error) when the function fails without reporting, or returns and reports nothing within
+    `report_grace_s`."""
+    from moto.awslambda.utils import get_backend
+
+    if max_runs < 1:
+        raise ValueError("max_runs must be at least 1")
+    function = get_backend(account_id, region).get_function(function_name)
+    store = job_store(account_id, region)
+    jobs: list[Job] = []
+    token: str | None = None
+    for _ in range(max_runs):
+        job_data = dict(data)
+        if token is not None:
+            job_data["continuationToken"] = token
+        job = create_job(account_id, region, LAMBDA_INVOKE_ACTION, job_data, dispatched_to_lambda=True)
+        jobs.append(job)
+        headers: dict[str, str] = {}
+        payload = function.invoke(json.dumps(lambda_event(job)), {}, headers)
+        if headers.get("x-amz-function-error") and job.status not in FINISHED:
+            _fail_unreported(store, job, f"the Lambda {function_name} failed: {_error_text(payload)}")
+        try:
+            store.wait(job.id, report_grace_s)
+        except TimeoutError:
+            _fail_unreported(
+                store, job, f"the Lambda {function_name} returned without reporting a job result"
+            )
+        if job.result is None or not job.result.succeeded or not job.result.continuation_token:
+            return ActionRun(function_name, tuple(jobs))
+        token = job.result.continuation_token
+    raise RuntimeError(f"the {function_name} action still asked to continue after {max_runs} runs")
+
+
+def _error_text(payload: Any) -> str:
+    try:
+        error = json.loads(payload)
+        return f"{error['errorType']}: {error['errorMessage']}"
+    except (ValueError, KeyError, TypeError):
+        return str(payload)[:1000]
+
+
+def _fail_unreported(store: JobStore, job: Job, message: str) -> None:
+    # If the function reported after all, just now, its result stands.
+    with contextlib.suppress(InvalidJobStateException):
+        store.finish(job.id, JobResult(succeeded=False, failure_type="JobFailed", failure_message=message))
+
+
+# -- the API methods added to moto's CodePipelineResponse ---------------------------------------------
+def _store(response: Any) -> JobStore:
+    return job_store(response.current_account, response.region)
+
+
+def _required(response: Any, name: str) -> Any:
+    value = response._get_param(name)
+    if value in (None, ""):
+        raise ValidationException(
+            f"1 validation error detected: Value null at '{name}' failed to satisfy constraint: "
+            "Member must not be null"
+        )
+    return value
+
+
+def poll_for_jobs(self: Any) -> str:
+    action_type_id = _required(self, "actionTypeId")
+    max_batch = int(self._get_param("maxBatchSize") or 1)
+    if not 1 <= max_batch <= 100:
+        raise ValidationException("maxBatchSize must be between 1 and 100")
+    jobs = _store(self).poll(action_type_id, max_batch)
+    return json.dumps({"jobs": [job.to_api() for job in jobs]})
+
+
+def acknowledge_job(self: Any) -> str:
+    job = _store(self).acknowledge(_required(self, "jobId"), _required(self, "nonce"))
+    return json.dumps({"status": job.status})
+
+
+def get_job_details(self: Any) -> str:
+    job = _store(self).get(_required(self, "jobId"))
+    return json.dumps({"jobDetails": {"id": job.id, "data": job.data, "accountId": job.account_id}})
+
+
+def put_job_success_result(self: Any) -> str:
+    result = JobResult(
+        succeeded=True,
+        continuation_token=self._get_param("continuationToken"),
+        current_revision=self._get_param("currentRevision"),
+        execution_details=self._get_param("executionDetails"),
+        output_variables=self._get_param("outputVariables"),
+    )
+    _store(self).finish(_required(self, "jobId"), result)
+    return "{}"
+
+
+def put_job_failure_result(self: Any) -> str:
+    details = _required(self, "failureDetails")
+    if "type" not in details or "message" not in details:
+        raise ValidationException("failureDetails needs a type and a message")
+    if details["type"] not in FAILURE_TYPES:
+        raise ValidationException(f"failureDetails.type must be one of {sorted(FAILURE_TYPES)}")
+    result = JobResult(
+        succeeded=False,
+        failure_type=str(details["type"]),
+        failure_message=str(details["message"]),
+        external_execution_id=details.get("externalExecutionId"),
+    )
+    _store(self).finish(_required(self, "jobId"), result)
+    return "{}"
+
+
+API_METHODS = {
+    "poll_for_jobs": poll_for_jobs,
+    "acknowledge_job": acknowledge_job,
+    "get_job_details": get_job_details,
+    "put_job_success_result": put_job_success_result,
+    "put_job_failure_result": put_job_failure_result,
+}
+
+
+def install() -> None:
+    from moto.codepipeline import models, responses
+
+    if not hasattr(models, "codepipeline_backends") or not hasattr(responses, "CodePipelineResponse"):
+        raise RuntimeError(
+            "moto moved: codepipeline backends or CodePipelineResponse are gone; "
+            "port harness/seams/codepipeline.py"
+        )
+    for name, method in API_METHODS.items():
+        existing = getattr(responses.CodePipelineResponse, name, None)
+        if existing is not None and existing is not method:
+            raise RuntimeError(
+                f"moto now implements CodePipeline {name}: drop it from harness/seams/codepipeline.py"
+            )
+        setattr(responses.CodePipelineResponse, name, method)

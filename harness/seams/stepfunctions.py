@@ -1,0 +1,289 @@
+"""Seams: Step Functions' SageMaker service integrations, and a time scale for waiting.
+
+Why: moto 5.2.5's engine (a port of LocalStack's) treats `arn:aws:states:::sagemaker:*` as an
+unsupported service: it forwards plain calls and fails `createTrainingJob.sync` with "Unsupported
+.sync callback procedure". Its Wait states, Retry intervals and `.sync` polls sleep for real, so a
+state machine that polls an endpoint every 30 s takes minutes locally.
+
+What (while installed):
+- `arn:aws:states:::sagemaker:<action>` for the optimized integration's actions (createTrainingJob,
+  createModel, createEndpointConfig, createEndpoint, updateEndpoint, and also deleteModel,
+  deleteEndpointConfig, deleteEndpoint, describeEndpoint, describeTrainingJob, stopTrainingJob for
+  cleanup and polling) calls SageMaker (the emulator's, through the SageMaker seam) with the task's
+  parameters. Unknown actions are rejected when the state machine is created.
+- `createTrainingJob.sync` polls DescribeTrainingJob until the job ends: Completed gives the
+  description as the task's output; Failed or Stopped fails the task with `States.TaskFailed` and
+  the description (JSON, with FailureReason) as the cause. `.sync` on another action is rejected at
+  creation.
+- An API error fails the task as AWS names it: `SageMaker.ResourceLimitExceededException` for
+  ResourceLimitExceeded, else `SageMaker.AmazonSageMakerException`, with the message and error code
+  in the cause.
+- Datetimes in outputs become epoch milliseconds (as Step Functions shows them; moto's
+  DescribeExecution answers 500 on a datetime).
+- State machines created by CloudFormation land in the backend that runs executions. moto keeps
+  two Step Functions backends and, with `execute_state_machine` on (as the harness always has it),
+  its API reads and runs the parser backend, while `AWS::StepFunctions::StateMachine` is created in
+  the plain one: a stack's state machine could be neither described nor started.
+- The time scale (`set_time_scale`, or the environment variable MLOPS_SFN_TIME_SCALE read when the
+  seams are installed): every Wait state, Retry interval and `.sync` poll interval is multiplied by
+  it. 1.0 (the default) is real time; 0.01 makes a 30 s Wait take 0.3 s. Waits stay interruptible
+  (a stopped execution ends them at once).
+
+How: replaces `state_task_factory.state_task_service_for` (imported there by name); the module global
+`stepfunctions.models.stepfunctions_backends` (read only by StateMachine's CloudFormation hooks) with
+the parser backends; `WaitFunction._wait_interval`; the `time` module that `retrier_decl` sleeps
+with; and the module global `_DELAY_SECONDS_SYNC_CONDITION_CHECK` that `_eval_sync` reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import botocore.session
+from botocore.exceptions import ClientError
+from moto.stepfunctions import models as stepfunctions_models
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+    ResourceCondition,
+    ResourceRuntimePart,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+TIME_SCALE_ENV = "MLOPS_SFN_TIME_SCALE"
+
+# action in the resource ARN -> the SageMaker API operation it calls.
+SAGEMAKER_ACTIONS: Final[dict[str, str]] = {
+    "createTrainingJob": "CreateTrainingJob",
+    "createModel": "CreateModel",
+    "createEndpointConfig": "CreateEndpointConfig",
+    "createEndpoint": "CreateEndpoint",
+    "updateEndpoint": "UpdateEndpoint",
+    "deleteModel": "DeleteModel",
+    "deleteEndpointConfig": "DeleteEndpointConfig",
+    "deleteEndpoint": "DeleteEndpoint",
+    "describeEndpoint": "DescribeEndpoint",
+    "describeTrainingJob": "DescribeTrainingJob",
+    "stopTrainingJob": "StopTrainingJob",
+}
+SYNC_ACTIONS: Final[frozenset[str]] = frozenset({"createTrainingJob"})
+_TRAINING_ENDED_BADLY: Final[frozenset[str]] = frozenset({"Failed", "Stopped"})
+_TRAINING_RUNNING: Final[frozenset[str]] = frozenset({"InProgress", "Stopping"})
+_ERROR_NAMES: Final[dict[str, str]] = {"ResourceLimitExceeded": "SageMaker.ResourceLimitExceededException"}
+_DEFAULT_ERROR_NAME = "SageMaker.AmazonSageMakerException"
+# moto's own `.sync` poll interval, before scaling.
+_SYNC_POLL_SECONDS = 0.5
+_MIN_SYNC_POLL_SECONDS = 0.01
+
+_time_scale = 1.0
+_scale_lock = threading.Lock()
+
+
+def time_scale() -> float:
+    with _scale_lock:
+        return _time_scale
+
+
+def set_time_scale(scale: float) -> None:
+    """Multiplies every Wait state, Retry interval and `.sync` poll by `scale` (0 < scale <= 1e3)."""
+    global _time_scale
+    if not 0 < scale <= 1000:
+        raise ValueError(f"the time scale must be in (0, 1000], got {scale}")
+    with _scale_lock:
+        _time_scale = scale
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = max(  # type: ignore[misc]
+        _SYNC_POLL_SECONDS * scale, _MIN_SYNC_POLL_SECONDS
+    )
+
+
+def to_step_functions_json(value: Any) -> Any:
+    """A boto3 response as Step Functions shows it: datetimes as epoch milliseconds."""
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {key: to_step_functions_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_step_functions_json(item) for item in value]
+    return value
+
+
+_operation_parameters: dict[str, set[str]] = {}
+
+
+def _parameters_of(operation: str) -> set[str]:
+    """The request members of a SageMaker operation, from botocore's model of the API."""
+    if operation not in _operation_parameters:
+        model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
+        _operation_parameters[operation] = set(model.input_shape.members)
+    return _operation_parameters[operation]
+
+
+class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCallback):
+    """`arn:aws:states:::sagemaker:<action>[.sync]`."""
+
+    def __init__(self) -> None:
+        # WaitForTaskToken is listed only because moto's callback code expects a callback endpoint
+        # for every integration pattern; SageMaker tasks never hand out a token.
+        super().__init__(
+            supported_integration_patterns={
+                ResourceCondition(ResourceCondition.Sync),
+                ResourceCondition(ResourceCondition.WaitForTaskToken),
+            }
+        )
+
+    def _validate_service_integration_is_supported(self) -> None:
+        action = self.resource.api_action
+        if action not in SAGEMAKER_ACTIONS:
+            raise ValueError(
+                f"The resource provided {self.resource.resource_arn} not recognized: the harness supports "
+                f"sagemaker:{', sagemaker:'.join(SAGEMAKER_ACTIONS)}"
+            )
+        condition = self.resource.condition
+        if condition is not None and not (condition == ResourceCondition.Sync and action in SYNC_ACTIONS):
+            raise ValueError(
+                f"The resource provided {self.resource.resource_arn} not recognized: .{condition}"
+            )
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        operation = SAGEMAKER_ACTIONS.get(self.resource.api_action)
+        return _parameters_of(operation) if operation else None
+
+    def _client(self, runtime_part: ResourceRuntimePart, credentials: StateCredentials) -> Any:
+        return boto_client_for(region=runtime_part.region, service="sagemaker", state_credentials=credentials)
+
+    def _eval_service_task(
+        self,
+        env: Environment,
+        resource_runtime_part: ResourceRuntimePart,
+        normalised_parameters: dict[str, Any],
+        state_credentials: StateCredentials,
+    ) -> None:
+        client = self._client(resource_runtime_part, state_credentials)
+        method = getattr(client, self._get_boto_service_action())
+        response = method(**normalised_parameters)
+        response.pop("ResponseMetadata", None)
+        env.stack.append(to_step_functions_json(response))
+
+    def _from_error(self, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            error = ex.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            name = _ERROR_NAMES.get(code, _DEFAULT_ERROR_NAME)
+            metadata = ex.response.get("ResponseMetadata", {})
+            cause = (
+                f"{error.get('Message', '')} (Service: AmazonSageMaker; Status Code: "
+                f"{metadata.get('HTTPStatusCode', 400)}; Error Code: {code}; Request ID: "
+                f"{metadata.get('RequestId', '')}; Proxy: null)"
+            )
+            return FailureEvent(
+                env=env,
+                error_name=CustomErrorName(name),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(  # type: ignore[typeddict-item]
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=name, cause=cause, resource=self._get_sfn_resource(), resourceType="sagemaker"
+                    )
+                ),
+            )
+        return super()._from_error(env=env, ex=ex)
+
+    def _build_sync_resolver(
+        self,
+        env: Environment,
+        resource_runtime_part: ResourceRuntimePart,
+        normalised_parameters: dict[str, Any],
+        state_credentials: StateCredentials,
+    ) -> Callable[[], Any] | None:
+        env.stack.pop()  # CreateTrainingJob's own answer; the task's output is the job's description
+        job_name = normalised_parameters["TrainingJobName"]
+        client = self._client(resource_runtime_part, state_credentials)
+
+        def resolve() -> Any:
+            description = client.describe_training_job(TrainingJobName=job_name)
+            description.pop("ResponseMetadata", None)
+            status = description["TrainingJobStatus"]
+            if status in _TRAINING_RUNNING:
+                return None
+            output = to_step_functions_json(description)
+            if status not in _TRAINING_ENDED_BADLY:
+                return output
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType="sagemaker",
+                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                            cause=to_json_str(output),
+                        )
+                    ),
+                )
+            )
+
+        return resolve
+
+
+_moto_state_task_service_for = state_task_factory.state_task_service_for  # type: ignore[attr-defined]
+
+
+def _state_task_service_for(service_name: str) -> StateTaskService:
+    if service_name == "sagemaker":
+        return StateTaskServiceSageMaker()
+    return _moto_state_task_service_for(service_name)
+
+
+def _scaled_wait_interval(self: WaitFunction, env: Environment, wait_seconds: int) -> None:
+    # Replaces moto's loop, which re-enters whenever a whole second has not passed (forever, once scaled).
+    deadline = time.monotonic() + max(wait_seconds, 0) * time_scale()
+    while env.is_running():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        env.program_state_event.wait(remaining)
+
+
+class _ScaledTime:
+    """Stands in for the `time` module inside retrier_decl, whose only use is `time.sleep`."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(max(seconds, 0) * time_scale())
+
+
+def install() -> None:
+    stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+    state_task_factory.state_task_service_for = _state_task_service_for  # type: ignore[attr-defined]
+    WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+    retrier_decl.time = _ScaledTime  # type: ignore[attr-defined,assignment]
+    configured = os.environ.get(TIME_SCALE_ENV)
+    set_time_scale(float(configured) if configured else time_scale())
