@@ -1,0 +1,131 @@
+"""How the Build action's image is built and recorded locally, per container runtime (`ImageBuild`).
+
+- `DockerImageBuild`: the buildspec's `docker build`/`docker push` go to the Docker engine and to a
+  `LocalRegistry` that stands for ECR (REGISTRY_HOST is the registry's `127.0.0.1:PORT`, REGISTRY_LOGIN
+  `none`); afterwards the pushed manifest is recorded in the emulator's ECR (`put_image`) under the
+  commit's tag and `latest`.
+- `ProcessImageBuild`: `docker` on the build's PATH is `harness.pipeline.docker_standin`, which tags the
+  source tree by its content hash; afterwards the tree is registered with the process runtime, which
+  then runs exactly this tree for the training job and the endpoint. The tree is the Build action's
+  unpacked source under the runner's work folder: keep that folder while its endpoints serve.
+
+Both fill the unpacked source's `container/wheels` from a wheelhouse when one is given and the source
+has none (it is git-ignored, and the deployer's buildspec would otherwise download every wheel): the
+local stand-in for CodeBuild's build cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.pipeline.docker_standin import STATE_ENV
+from harness.pipeline.model import ActionFailed
+from harness.pipeline.registry import LocalRegistry, record_in_ecr
+
+# The buildspec's exported variables this module reads (deployer/buildspec.yml).
+IMAGE_URI = "IMAGE_URI"
+IMAGE_DIGEST = "IMAGE_DIGEST"
+COMMIT_ID = "COMMIT_ID"
+
+
+def _link_wheelhouse(source_dir: Path, wheelhouse: Path | None) -> None:
+    """Fills an empty `container/wheels` with hard links to the wheelhouse's files (a copy where hard
+    links cannot be made): real files, because Docker's build context does not follow symlinks."""
+    if wheelhouse is None:
+        return
+    if not wheelhouse.is_dir():
+        raise ActionFailed(f"the wheelhouse {wheelhouse} does not exist (scripts/build-image.sh makes it)")
+    target = source_dir / "container" / "wheels"
+    if target.is_dir() and any(target.iterdir()):
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in sorted(wheelhouse.iterdir()):
+        if wheel.is_file():
+            try:
+                os.link(wheel, target / wheel.name)
+            except OSError:
+                shutil.copyfile(wheel, target / wheel.name)
+
+
+def _exported(exported: Mapping[str, str], name: str) -> str:
+    value = exported.get(name, "")
+    if not value:
+        raise ActionFailed(f"the buildspec exported no {name}")
+    return value
+
+
+class DockerImageBuild:
+    def __init__(
+        self, registry: LocalRegistry, ecr: Any, wheelhouse: Path | None = None, base_image: str = ""
+    ) -> None:
+        self._registry = registry
+        self._ecr = ecr
+        self._wheelhouse = wheelhouse
+        self._base_image = base_image
+
+    def environment(self, work_dir: Path) -> Mapping[str, str]:
+        del work_dir
+        env = {"REGISTRY_HOST": self._registry.host, "REGISTRY_LOGIN": "none", "DOCKER_BUILDKIT": "0"}
+        if self._base_image:
+            env["BASE_IMAGE"] = self._base_image
+        return env
+
+    def prepare(self, source_dir: Path) -> None:
+        _link_wheelhouse(source_dir, self._wheelhouse)
+
+    def finish(self, source_dir: Path, exported: Mapping[str, str]) -> Mapping[str, str]:
+        del source_dir
+        uri, digest = _exported(exported, IMAGE_URI), _exported(exported, IMAGE_DIGEST)
+        repository_with_host = uri.partition("@")[0]
+        prefix = f"{self._registry.host}/"
+        if not repository_with_host.startswith(prefix):
+            raise ActionFailed(f"the image {uri} was not pushed to the local registry {self._registry.host}")
+        repository = repository_with_host[len(prefix) :]
+        commit = exported.get(COMMIT_ID, "")
+        for tag in [t for t in (commit[:12], "latest") if t]:
+            recorded = record_in_ecr(self._ecr, self._registry, repository, digest, tag)
+            if recorded != digest:
+                raise ActionFailed(f"the registry holds {recorded} for {uri}, not the pushed digest")
+        return {}
+
+
+class ProcessImageBuild:
+    def __init__(self, register: Callable[[Path], str], wheelhouse: Path | None = None) -> None:
+        self._register = register  # harness.compute.process.ProcessRuntime.register
+        self._wheelhouse = wheelhouse
+
+    def environment(self, work_dir: Path) -> Mapping[str, str]:
+        bin_dir = work_dir / "standin-bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        docker = bin_dir / "docker"
+        program = "from harness.pipeline.docker_standin import main\nraise SystemExit(main())\n"
+        docker.write_text(f"#!{sys.executable}\n{program}", encoding="utf-8")
+        docker.chmod(docker.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            STATE_ENV: str(work_dir / "standin-tags.json"),
+            "REGISTRY_LOGIN": "none",
+        }
+
+    def prepare(self, source_dir: Path) -> None:
+        _link_wheelhouse(source_dir, self._wheelhouse)
+
+    def finish(self, source_dir: Path, exported: Mapping[str, str]) -> Mapping[str, str]:
+        digest = _exported(exported, IMAGE_DIGEST)
+        registered = self._register(source_dir)
+        if registered != digest:
+            raise ActionFailed(f"the build tagged {digest} but the source tree's digest is {registered}")
+        return {}
+
+
+def standin_tags(work_dir: Path) -> dict[str, str]:
+    """The tags the docker stand-in recorded in a build (for tests and reports)."""
+    path = work_dir / "standin-tags.json"
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
