@@ -1,0 +1,265 @@
+"""Issue 4's "Must show", through `LocalAws` on the process runtime, with the real container.
+
+One stack per module: the deployer's definitions deployed into the embedded emulator with the
+deployer's own code; then, sharing that stack and its one good run,
+(a) the state machine started with a real CLINC150 subset in S3 runs to SUCCEEDED (real training job,
+    quality gate, model, endpoint InService) and `invoke_endpoint` answers held-out queries rightly;
+(c) the API stack published by the deployer's publish-api Lambda answers over HTTP through the local
+    gateway: with the key the right intent, without it 403, malformed bodies 4xx;
+(b) a run on bad data fails with the container's own reason, leaves nothing serving from it, and the
+    good endpoint keeps answering;
+(d) an object put under the data prefix starts an execution through S3 -> EventBridge -> the
+    start-training Lambda, which trains the last build record and updates the endpoint.
+
+Timings of each step are printed at the end of the module (pytest -s).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from harness.datasets import Example, clinc10_intents, clinc150_split
+from harness.lambda_runtime import default_runtime
+from harness.local import REPO_ROOT, ExecutionResult, Image, LocalAws, LocalAwsOptions
+
+HAS_CONTAINER = all((REPO_ROOT / "container" / name).is_file() for name in ("train", "serve"))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not HAS_CONTAINER, reason="container/train or serve missing"),
+]
+
+PROJECT = "e3"
+HYPERPARAMETERS = {"model_preset": "tiny", "epochs": "8", "seed": "42"}
+# Below the template's 0.85: the tiny model reaches about 0.9 on clinc10; the margin keeps a test that
+# trains for real from flaking on one unlucky run.
+QUALITY_THRESHOLD = 0.6
+PARAMETERS = {
+    "ProjectName": PROJECT,
+    "EndpointName": f"{PROJECT}-intents",
+    "QualityThreshold": str(QUALITY_THRESHOLD),
+}
+TIMINGS: dict[str, float] = {}
+
+
+def _held_out() -> dict[str, str]:
+    """One held-out (test split) query per clinc10 intent: intent -> query."""
+    found: dict[str, str] = {}
+    for example in clinc150_split("test", clinc10_intents()):
+        found.setdefault(example.intent, example.query)
+    return found
+
+
+def _timed(name: str, started: float) -> None:
+    TIMINGS[name] = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    options = LocalAwsOptions(
+        work_dir=tmp_path_factory.mktemp("stack"),
+        runtime="process",
+        stack_prefix=PROJECT,
+        parameters=PARAMETERS,
+        endpoint_startup_limit_s=120.0,
+    )
+    with LocalAws(options) as stack:
+        started = time.monotonic()
+        stack.deploy()
+        _timed("deploy (assets + platform stacks)", started)
+        yield stack
+    print("\ntimings (process runtime):")
+    for name, seconds in TIMINGS.items():
+        print(f"  {name}: {seconds:.2f} s")
+
+
+@pytest.fixture(scope="module")
+def image(aws: LocalAws) -> Image:
+    return aws.register_image(REPO_ROOT)
+
+
+def _run(aws: LocalAws, image: Image, name: str, examples: list[Example]) -> ExecutionResult:
+    data = aws.put_training_data(examples, f"runs/{name}/train.csv")
+    execution_input = aws.execution_input(
+        image, f"s3://{data.bucket}/runs/{name}/", HYPERPARAMETERS, QUALITY_THRESHOLD
+    )
+    arn = aws.start_execution(name, execution_input)
+    return aws.wait_for_execution(arn, timeout_s=900)
+
+
+@pytest.fixture(scope="module")
+def good_run(aws: LocalAws, image: Image) -> ExecutionResult:
+    started = time.monotonic()
+    result = _run(aws, image, "good", clinc150_split("train", clinc10_intents()))
+    _timed("good execution, start to SUCCEEDED", started)
+    return result
+
+
+def _state_spans(aws: LocalAws, execution_arn: str) -> dict[str, float]:
+    """Seconds from each state's entry to the execution's last event, from its history."""
+    events = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+    end = events[-1]["timestamp"]
+    return {
+        event["stateEnteredEventDetails"]["name"]: (end - event["timestamp"]).total_seconds()
+        for event in events
+        if event["type"].endswith("StateEntered")
+    }
+
+
+def test_the_deployed_state_machine_trains_deploys_and_serves(
+    aws: LocalAws, good_run: ExecutionResult
+) -> None:
+    assert good_run.succeeded, good_run.cause
+    assert good_run.output is not None and good_run.output["Deployment"]["Mode"] == "create"
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName="good-train")
+    assert job["TrainingJobStatus"] == "Completed"
+    metrics = {metric["MetricName"]: metric["Value"] for metric in job["FinalMetricDataList"]}
+    assert metrics["accuracy"] >= QUALITY_THRESHOLD
+    assert "accuracy=" in aws.training_log("good-train")
+    TIMINGS["training job (TrainingStartTime to End)"] = (
+        job["TrainingEndTime"] - job["TrainingStartTime"]
+    ).total_seconds()
+    TIMINGS["endpoint start (CreateEndpoint to InService, scaled waits)"] = _state_spans(aws, good_run.arn)[
+        "CreateEndpoint"
+    ]
+
+    endpoint = aws.describe_endpoint()
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == "good-config"
+
+    held_out = _held_out()
+    intent, query = next(iter(held_out.items()))
+    started = time.monotonic()
+    first = aws.invoke_endpoint(query)["predictions"][0]
+    _timed("first invoke_endpoint (boto3)", started)
+    assert first["query"] == query and first["intent"] == intent
+    started = time.monotonic()
+    assert aws.invoke_endpoint(query)["predictions"][0]["intent"] == intent
+    _timed("next invoke_endpoint (boto3)", started)
+    predicted = [p["intent"] for p in aws.invoke_endpoint(list(held_out.values()))["predictions"]]
+    right = sum(p == i for p, i in zip(predicted, held_out, strict=True))
+    assert right >= 7, list(zip(held_out.values(), predicted, strict=True))
+
+
+@pytest.fixture(scope="module")
+def api(aws: LocalAws, good_run: ExecutionResult) -> dict[str, str]:
+    assert good_run.succeeded, good_run.cause
+    started = time.monotonic()
+    published = aws.publish_api()
+    _timed("publish-api Lambda (API stack created)", started)
+    access = aws.api()
+    assert access.invoke_url == published["ApiUrl"]
+    assert access.local_url is not None and access.api_key
+    return {"url": access.local_url, "key": access.api_key}
+
+
+def test_the_api_answers_over_http_with_the_key_only(api: dict[str, str]) -> None:
+    intent, query = next(iter(_held_out().items()))
+    started = time.monotonic()
+    answer = requests.post(api["url"], json={"inputs": query}, headers={"x-api-key": api["key"]}, timeout=60)
+    _timed("first API call over HTTP (gateway -> proxy Lambda, cold -> endpoint)", started)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"][0]["intent"] == intent
+    started = time.monotonic()
+    again = requests.post(api["url"], json={"inputs": [query]}, headers={"x-api-key": api["key"]}, timeout=60)
+    _timed("next API call over HTTP (warm proxy Lambda)", started)
+    assert again.status_code == 200 and again.json()["predictions"][0]["intent"] == intent
+
+    no_key = requests.post(api["url"], json={"inputs": query}, timeout=60)
+    assert no_key.status_code == 403
+    wrong_key = requests.post(api["url"], json={"inputs": query}, headers={"x-api-key": "nope"}, timeout=60)
+    assert wrong_key.status_code == 403
+
+    for body, content_type in (
+        (b"{not json", "application/json"),
+        (b'{"queries": ["hi"]}', "application/json"),
+        (b'{"inputs": []}', "application/json"),
+        (b"inputs=hi", "text/plain"),
+    ):
+        bad = requests.post(
+            api["url"], data=body, headers={"x-api-key": api["key"], "Content-Type": content_type}, timeout=60
+        )
+        assert 400 <= bad.status_code < 500, (body, bad.status_code, bad.text)
+
+
+def test_bad_data_fails_with_the_containers_reason_and_the_good_endpoint_keeps_serving(
+    aws: LocalAws, image: Image, good_run: ExecutionResult
+) -> None:
+    assert good_run.succeeded, good_run.cause
+    single_intent = clinc150_split("train", clinc10_intents()[:1])
+    started = time.monotonic()
+    bad = _run(aws, image, "bad", single_intent)
+    _timed("bad-data execution, start to FAILED", started)
+    assert bad.status == "FAILED"
+    assert bad.error == "TrainingPipelineFailed"
+    sagemaker = aws.client("sagemaker")
+    job = sagemaker.describe_training_job(TrainingJobName="bad-train")
+    assert job["TrainingJobStatus"] == "Failed"
+    failure = aws.plane.work_dir / "training-jobs/123456789012/us-east-1/bad-train/opt/ml/output/failure"
+    reason = failure.read_text(encoding="utf-8").strip()
+    assert job["FailureReason"] == f"AlgorithmError: {reason}"
+    assert bad.cause is not None and reason in bad.cause.replace('\\"', '"')
+
+    assert "bad-model" not in {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+    configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
+    assert "bad-config" not in configs
+    assert aws.describe_endpoint()["EndpointConfigName"] == "good-config"
+    intent, query = next(iter(_held_out().items()))
+    assert aws.invoke_endpoint(query)["predictions"][0]["intent"] == intent
+
+
+def _head_commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_new_data_under_the_prefix_starts_a_run_through_eventbridge(
+    aws: LocalAws, image: Image, good_run: ExecutionResult
+) -> None:
+    assert good_run.succeeded, good_run.cause
+    deployed = aws.deployment
+    before = {execution["executionArn"] for execution in aws.executions()}
+    # What the pipeline's Train action leaves for data-triggered runs: the Build stage's record.
+    commit = _head_commit()
+    aws.write_build_record(image, commit, HYPERPARAMETERS)
+
+    started = time.monotonic()
+    data = aws.put_training_data(clinc150_split("train", clinc10_intents()))
+    assert data.key.startswith(deployed.data_prefix)
+    deadline = time.monotonic() + 60
+    new: list[dict[str, Any]] = []
+    while not new and time.monotonic() < deadline:
+        new = [e for e in aws.executions() if e["executionArn"] not in before]
+        time.sleep(0.2)
+    _timed("object put to execution started (S3 -> EventBridge -> Lambda)", started)
+    assert len(new) == 1, "no execution started within 60 s of the put"
+
+    # It came through the rule's target, the start-training Lambda, with S3's event.
+    invocations = default_runtime().invocations(deployed.start_training_function)
+    events = [i.event for i in invocations if isinstance(i.event, dict) and i.event.get("source") == "aws.s3"]
+    assert [e["detail"]["object"]["key"] for e in events] == [data.key]
+    assert events[0]["detail-type"] == "Object Created"
+
+    execution = aws.client("stepfunctions").describe_execution(executionArn=new[0]["executionArn"])
+    execution_input = json.loads(execution["input"])
+    assert execution_input["Trigger"] == "s3"
+    assert execution_input["TrainingData"] == f"s3://{deployed.data_bucket}/{deployed.data_prefix}"
+    assert execution_input["TrainingImage"] == image.uri
+    assert execution_input["CommitId"] == commit
+    assert execution_input["DataVersion"] == aws.data_version()
+    assert execution["name"].startswith(f"{PROJECT}-{commit[:8]}-")
+
+    result = aws.wait_for_execution(execution["executionArn"], timeout_s=900)
+    _timed("data-triggered execution, put to SUCCEEDED (endpoint updated)", started)
+    assert result.succeeded, result.cause
+    assert result.output is not None and result.output["Deployment"]["Mode"] == "update"
+    assert aws.describe_endpoint()["EndpointConfigName"] == f"{result.name}-config"
+    intent, query = next(iter(_held_out().items()))
+    assert aws.invoke_endpoint(query)["predictions"][0]["intent"] == intent

@@ -1,0 +1,137 @@
+"""`LocalAws` starts its parts in order, stops them all (twice, and on Ctrl-C), validates its options,
+and with an external endpoint embeds nothing. No training here: see test_stack_flow.py for that."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from deployer.lambdas.start_training import BuildRecord
+from harness.compute import attached
+from harness.datasets import Example, write_csv
+from harness.emulator import EmbeddedEmulator
+from harness.local import LocalAws, LocalAwsError, LocalAwsOptions
+from harness.seams import stepfunctions as sfn_seam
+
+
+def read_csv_text(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode("utf-8"))))
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"runtime": "podman"}, "runtime must be"),
+        ({"time_scale": 0.0}, "time_scale must be"),
+        ({"endpoint_startup_limit_s": -1.0}, "endpoint_startup_limit_s must be"),
+        ({"external_endpoint_url": "127.0.0.1:4566"}, "http"),
+    ],
+)
+def test_options_are_checked_where_they_are_given(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalAwsOptions(work_dir=tmp_path, **changes)  # type: ignore[arg-type]
+
+
+def test_it_starts_every_part_and_stops_them_all_idempotently(tmp_path: Path) -> None:
+    before = sfn_seam.time_scale()
+    aws = LocalAws(LocalAwsOptions(work_dir=tmp_path, time_scale=0.05))
+    with aws:
+        emulator_port = int(aws.endpoint_url.rsplit(":", 1)[1])
+        gateway_port = aws.gateway.port
+        assert aws.embedded
+        assert aws.client("s3").list_buckets()["Buckets"] == []
+        assert sfn_seam.time_scale() == 0.05
+        assert attached() is aws.plane and aws.plane.runtime.name == "process"
+        assert aws.plane.work_dir == (tmp_path / "compute").resolve()
+        assert _listening(emulator_port) and _listening(gateway_port)
+        with pytest.raises(LocalAwsError, match="deploy"):
+            aws.put_training_data([])
+        with pytest.raises(LocalAwsError, match="already started"):
+            aws.start()
+    assert attached() is None
+    assert sfn_seam.time_scale() == before
+    assert not _listening(emulator_port) and not _listening(gateway_port)
+    aws.stop()  # a second stop does nothing
+    with pytest.raises(LocalAwsError, match="not started"):
+        aws.client("s3")
+
+
+def test_an_interrupt_inside_the_block_still_stops_everything(tmp_path: Path) -> None:
+    aws = LocalAws(LocalAwsOptions(work_dir=tmp_path))
+    with pytest.raises(KeyboardInterrupt), aws:
+        port = int(aws.endpoint_url.rsplit(":", 1)[1])
+        raise KeyboardInterrupt
+    assert attached() is None and not _listening(port)
+    # The process is free for the next stack (moto's state is process-wide).
+    with LocalAws(LocalAwsOptions(work_dir=tmp_path)) as again:
+        assert again.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_with_an_external_endpoint_nothing_is_embedded(tmp_path: Path) -> None:
+    # The "external" endpoint is an emulator this test runs itself: nothing else answers offline.
+    with EmbeddedEmulator() as elsewhere:
+        elsewhere.client("s3").create_bucket(Bucket="made-elsewhere")
+        with LocalAws(
+            LocalAwsOptions(work_dir=tmp_path, external_endpoint_url=elsewhere.endpoint_url)
+        ) as aws:
+            assert not aws.embedded
+            assert aws.endpoint_url == elsewhere.endpoint_url
+            assert [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]] == ["made-elsewhere"]
+            assert attached() is None
+            with pytest.raises(LocalAwsError, match="compute plane"):
+                aws.register_image()
+            with pytest.raises(LocalAwsError, match="gateway"):
+                _ = aws.gateway
+        # Stopping the stack left the endpoint it did not start alone.
+        assert elsewhere.client("s3").list_buckets()["Buckets"]
+
+
+def test_deploy_gives_typed_outputs_and_the_data_helpers_write_what_the_lambdas_read(tmp_path: Path) -> None:
+    options = LocalAwsOptions(work_dir=tmp_path, stack_prefix="life", parameters={"ProjectName": "life"})
+    with LocalAws(options) as aws:
+        deployed = aws.deploy()
+        assert deployed.platform_stack_name == "life-platform"
+        assert deployed.state_machine_arn.endswith(":stateMachine:life-training")
+        assert deployed.api_stack_name == "life-api" and deployed.data_prefix == "data/intents/"
+        assert aws.client("s3").head_bucket(Bucket=deployed.data_bucket)
+
+        csv_file = write_csv(
+            tmp_path / "rows.csv", [Example("hi there", "greeting"), Example("bye", "farewell")]
+        )
+        data = aws.put_training_data(csv_file, "runs/life/train.csv")
+        assert data.uri == f"s3://{deployed.data_bucket}/runs/life/train.csv"
+        stored = aws.client("s3").get_object(Bucket=data.bucket, Key=data.key)["Body"].read()
+        assert read_csv_text(stored) == [["Query", "Intent"], ["hi there", "greeting"], ["bye", "farewell"]]
+        version = aws.data_version("runs/life/")
+        aws.put_training_data([Example("hello", "greeting")], "runs/life/more.csv")
+        assert aws.data_version("runs/life/") != version
+        bad = tmp_path / "bad.csv"
+        bad.write_text("text,label\nhi,greeting\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="Query and Intent"):
+            aws.put_training_data(bad, "runs/life/bad.csv")
+
+        image = aws.register_image()
+        assert image.uri == f"{deployed.image_repository_uri}@{image.digest}"
+        record_uri = aws.write_build_record(image, "a" * 40, {"epochs": "1"})
+        record = json.loads(
+            aws.client("s3")
+            .get_object(Bucket=deployed.artifact_bucket, Key="builds/latest.json")["Body"]
+            .read()
+        )
+        assert record_uri == f"s3://{deployed.artifact_bucket}/builds/latest.json"
+        assert BuildRecord.from_json(json.dumps(record)).image_uri == image.uri  # the Lambda's own parser
+        with pytest.raises(LocalAwsError, match="publish_api"):
+            aws.api()
