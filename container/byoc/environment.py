@@ -1,0 +1,144 @@
+"""The SageMaker `/opt/ml` contract, in one place.
+
+Every path the container reads or writes derives from one root: `/opt/ml`, unless the environment
+variable `SAGEMAKER_BASE_DIR` moves it (as the SageMaker training toolkit names it), so the same code
+runs inside the image and as a plain process. The environment variable names the container honours are
+constants here. Importing this module has no side effects; nothing is read until a function is called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from byoc.errors import UserError
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+"""Moves the `/opt/ml` root (a plain process, a test, the local harness)."""
+DEFAULT_BASE_DIR = Path("/opt/ml")
+
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+"""The port `serve` listens on."""
+DEFAULT_PORT = 8080
+
+BACKEND_ENV = "BYOC_INFERENCE_BACKEND"
+"""`onnx` or `torch`; unset means onnx when the model has an ONNX export, else torch."""
+
+TRAINING_CHANNEL = "training"
+VALIDATION_CHANNEL = "validation"
+PRETRAINED_CHANNEL = "pretrained"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every path of the contract, derived from one root."""
+
+    root: Path
+
+    @property
+    def input_config_dir(self) -> Path:
+        return self.root / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.input_config_dir / "hyperparameters.json"
+
+    @property
+    def inputdataconfig_file(self) -> Path:
+        return self.input_config_dir / "inputdataconfig.json"
+
+    @property
+    def resourceconfig_file(self) -> Path:
+        return self.input_config_dir / "resourceconfig.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "input" / "data"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    def channel(self, name: str) -> Path:
+        """The directory of one input channel (`input/data/<name>`)."""
+        if not name or "/" in name or name in {".", ".."}:
+            raise ValueError(f"invalid channel name {name!r}")
+        return self.data_dir / name
+
+
+def paths(environ: Mapping[str, str] | None = None) -> Paths:
+    """The contract's paths; the root comes from `SAGEMAKER_BASE_DIR` when it is set and not empty."""
+    env = os.environ if environ is None else environ
+    base = env.get(BASE_DIR_ENV, "")
+    return Paths(root=Path(base) if base else DEFAULT_BASE_DIR)
+
+
+def port(environ: Mapping[str, str] | None = None) -> int:
+    """The serving port from `SAGEMAKER_BIND_TO_PORT` (default 8080)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(PORT_ENV, "")
+    if not raw:
+        return DEFAULT_PORT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UserError(f"{PORT_ENV} must be an integer port, got {raw!r}") from None
+    if not 1 <= value <= 65535:
+        raise UserError(f"{PORT_ENV} must be between 1 and 65535, got {value}")
+    return value
+
+
+def _read_json_object(path: Path, *, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise UserError(f"missing {path.name}: expected it at {path}")
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path.name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path.name} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_hyperparameters(contract: Paths) -> dict[str, Any]:
+    """The raw `hyperparameters.json` (an empty mapping when the file is absent: all defaults)."""
+    return _read_json_object(contract.hyperparameters_file, required=False)
+
+
+def read_inputdataconfig(contract: Paths) -> dict[str, Any]:
+    """The raw `inputdataconfig.json` (channel name -> settings; empty when absent)."""
+    return _read_json_object(contract.inputdataconfig_file, required=False)
+
+
+def read_resourceconfig(contract: Paths) -> dict[str, Any]:
+    """The raw `resourceconfig.json` (hosts, current host; empty when absent)."""
+    return _read_json_object(contract.resourceconfig_file, required=False)
+
+
+OFFLINE_SETTINGS = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+"""Set before transformers is imported so that nothing ever reaches a model hub."""
+
+
+def go_offline() -> None:
+    """Turns the Hugging Face libraries offline for this process (the container never downloads)."""
+    for name, value in OFFLINE_SETTINGS.items():
+        os.environ[name] = value

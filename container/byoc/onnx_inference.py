@@ -1,0 +1,137 @@
+"""Greedy generation over the ONNX export with onnxruntime: numpy and tokenizers only, never torch.
+
+The graph (see onnx_export.py) takes `input_ids`, `attention_mask`, `position_ids` and the past keys and
+values of every layer, and returns `logits` and the present keys and values. The first call feeds the
+whole prompt with an empty past (prefill); each later call feeds one token and the cache (decode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from byoc.artifacts import ONNX_FILE, PromptCodec, load_codec
+from byoc.errors import ModelLoadError
+from byoc.predictor import Prediction
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+POSITION_IDS = "position_ids"
+LOGITS = "logits"
+
+
+def past_name(layer: int, kind: str) -> str:
+    return f"past.{layer}.{kind}"
+
+
+def present_name(layer: int, kind: str) -> str:
+    return f"present.{layer}.{kind}"
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    layers: int
+    heads: int
+    head_dim: int
+
+
+def _cache_shape(session: ort.InferenceSession) -> CacheShape:
+    inputs = {item.name: item for item in session.get_inputs()}
+    if INPUT_IDS not in inputs or past_name(0, "key") not in inputs:
+        raise ModelLoadError("model.onnx is not a KV-cache export of this container (inputs differ)")
+    layers = sum(1 for name in inputs if name.startswith("past.") and name.endswith(".key"))
+    shape = inputs[past_name(0, "key")].shape
+    heads, head_dim = shape[1], shape[3]
+    if not isinstance(heads, int) or not isinstance(head_dim, int):
+        raise ModelLoadError(f"model.onnx: past key shape {shape} lacks static heads and head size")
+    return CacheShape(layers=layers, heads=heads, head_dim=head_dim)
+
+
+class OnnxGreedyGenerator:
+    """Greedy decoding with the KV cache; `generate` is safe from several threads (ORT's run is)."""
+
+    def __init__(self, session: ort.InferenceSession, eos_token_id: int) -> None:
+        self.session = session
+        self.eos_token_id = eos_token_id
+        self.cache = _cache_shape(session)
+        self._output_names = [LOGITS] + [
+            present_name(layer, kind) for layer in range(self.cache.layers) for kind in ("key", "value")
+        ]
+
+    @classmethod
+    def from_file(cls, path: Path, eos_token_id: int, threads: int | None = None) -> OnnxGreedyGenerator:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own exception types for bad files
+            raise ModelLoadError(f"{path} cannot be loaded by onnxruntime: {error}") from None
+        return cls(session, eos_token_id)
+
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int, stop_at_eos: bool = True) -> list[int]:
+        """The new token ids (ending with the eos id when the model produced it and `stop_at_eos`)."""
+        if not prompt_ids:
+            raise ValueError("the prompt must have at least one token")
+        empty = np.zeros((1, self.cache.heads, 0, self.cache.head_dim), dtype=np.float32)
+        past = [empty] * (2 * self.cache.layers)
+        step_ids = np.asarray([list(prompt_ids)], dtype=np.int64)
+        length = 0
+        generated: list[int] = []
+        for _ in range(max_new_tokens):
+            new = step_ids.shape[1]
+            feeds: dict[str, np.ndarray] = {
+                INPUT_IDS: step_ids,
+                ATTENTION_MASK: np.ones((1, length + new), dtype=np.int64),
+                POSITION_IDS: np.arange(length, length + new, dtype=np.int64)[None, :],
+            }
+            for layer in range(self.cache.layers):
+                feeds[past_name(layer, "key")] = past[2 * layer]
+                feeds[past_name(layer, "value")] = past[2 * layer + 1]
+            outputs = self.session.run(self._output_names, feeds)
+            token = int(np.argmax(outputs[0][0, -1]))
+            generated.append(token)
+            if stop_at_eos and token == self.eos_token_id:
+                break
+            past = list(outputs[1:])
+            length += new
+            step_ids = np.asarray([[token]], dtype=np.int64)
+        return generated
+
+
+class OnnxPredictor:
+    """The `onnx` back end of `byoc.predictor.Predictor`."""
+
+    backend = "onnx"
+
+    def __init__(self, codec: PromptCodec, generator: OnnxGreedyGenerator) -> None:
+        self.codec = codec
+        self.generator = generator
+        self.labels = codec.labels
+        self.max_new_tokens_limit = codec.spec.max_new_tokens_limit
+
+    @classmethod
+    def load(cls, model_dir: Path, threads: int | None = None) -> OnnxPredictor:
+        path = model_dir / ONNX_FILE
+        if not path.is_file():
+            raise ModelLoadError(f"model directory {model_dir} has no {ONNX_FILE} (use the torch backend)")
+        codec = load_codec(model_dir)
+        return cls(codec, OnnxGreedyGenerator.from_file(path, codec.spec.eos_token_id, threads))
+
+    def predict(self, queries: Sequence[str], max_new_tokens: int | None = None) -> list[Prediction]:
+        budget = self.codec.check_request(queries, max_new_tokens)
+        predictions = []
+        for query in queries:
+            generated = self.generator.generate(self.codec.prompt_ids(query), budget)
+            intent, text = self.codec.decode(generated)
+            predictions.append(Prediction(query=query, intent=intent, generated_text=text))
+        return predictions
