@@ -1,7 +1,11 @@
-"""Fixtures of the deployer's tests: one moto server for the package, AWS settings for handlers, events.
+"""Fixtures of the deployer's tests: one emulator for the package, AWS settings for handlers, events.
 
-The emulator is `harness.emulator.EmbeddedEmulator` without the harness's seams (a real moto server on
-127.0.0.1); `moto_fixes` repairs the two moto defects that change-set deploys hit (see its docstring).
+The emulator is the project's: `harness.emulator.EmbeddedEmulator` as the harness runs it, a real moto
+server on 127.0.0.1 with the harness's seams installed (harness/seams: change sets keep their outputs,
+stacks' state machines run, API keys and usage plans come from templates, UpdateEndpoint exists, Lambda
+handlers really run, S3 events reach EventBridge targets...). No compute plane is attached unless a
+test asks for the `plane` fixture (test_statemachine.py and test_api_proxy.py do, where real containers
+must run); without one, the emulator's SageMaker keeps moto's canned jobs and endpoints.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +21,11 @@ import pytest
 
 from deployer import deploy as deployment
 from deployer.client import AwsClient
+from harness.compute import ComputePlane, attach, detach
+from harness.compute.process import ProcessRuntime
 from harness.emulator import EmbeddedEmulator
-from tests.deployer import moto_fixes
+from harness.seams import stepfunctions as sfn_seam
+from tests.harness.standin import write_standin_tree
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 # The stacks most tests share; test_deploy.py deploys its own under other names.
@@ -32,12 +40,100 @@ def load_event(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[EmbeddedEmulator]:
-    undo = moto_fixes.install()
+    with EmbeddedEmulator() as running:
+        yield running
+
+
+@dataclass
+class Plane:
+    plane: ComputePlane
+    image: str
+
+
+@pytest.fixture
+def plane(emulator: EmbeddedEmulator, tmp_path: Path) -> Iterator[Plane]:
+    """A compute plane attached for one test: training jobs and endpoints run for real, as child
+    processes (the process runtime) of the small stand-in image of tests/harness/standin.py, which
+    honours the container's interface with a trivial model (the most common intent). Step Functions'
+    waits run at 1/100 (the deployed machine polls its endpoint every 30 s)."""
+    compute = ComputePlane.create(
+        "process", emulator.endpoint_url, tmp_path / "plane", endpoint_startup_limit_s=30.0
+    )
+    runtime = compute.runtime
+    assert isinstance(runtime, ProcessRuntime)
+    digest = runtime.register(write_standin_tree(tmp_path / "standin"))
+    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/standin@{digest}"
+    previous = sfn_seam.time_scale()
+    sfn_seam.set_time_scale(0.01)
+    attach(compute)
     try:
-        with EmbeddedEmulator(install_seams=False) as running:
-            yield running
+        yield Plane(compute, image)
     finally:
-        undo()
+        detach()
+        sfn_seam.set_time_scale(previous)
+
+
+def train_standin(emulator: EmbeddedEmulator, image: str, name: str, **hyperparameters: str) -> str:
+    """Trains the stand-in on the plane (a one-intent CSV put under s3://standin-data/<name>/); the
+    model artifact's S3 URI."""
+    s3 = emulator.client("s3")
+    if "standin-data" not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="standin-data")
+    s3.put_object(Bucket="standin-data", Key=f"{name}/part.csv", Body=b"Query,Intent\nhi,greet\n")
+    sagemaker = emulator.client("sagemaker")
+    sagemaker.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/test",
+        HyperParameters=hyperparameters,
+        InputDataConfig=[
+            {
+                "ChannelName": "training",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://standin-data/{name}/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://standin-data/models/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 120},
+    )
+    deadline = time.monotonic() + 60
+    while (job := sagemaker.describe_training_job(TrainingJobName=name))["TrainingJobStatus"] == "InProgress":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"training job {name} still runs after 60 s")
+        time.sleep(0.1)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    artifact: str = job["ModelArtifacts"]["S3ModelArtifacts"]
+    return artifact
+
+
+def serve_standin(emulator: EmbeddedEmulator, image: str, endpoint: str, artifact: str) -> None:
+    """Creates an endpoint serving `artifact` with the stand-in image; returns once it is InService."""
+    sagemaker = emulator.client("sagemaker")
+    sagemaker.create_model(
+        ModelName=endpoint,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+        PrimaryContainer={"Image": image, "ModelDataUrl": artifact},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=endpoint,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": endpoint,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=endpoint)
+    deadline = time.monotonic() + 60
+    while (status := sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]) == "Creating":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"endpoint {endpoint} still Creating after 60 s")
+        time.sleep(0.1)
+    assert status == "InService", sagemaker.describe_endpoint(EndpointName=endpoint).get("FailureReason")
 
 
 @pytest.fixture(scope="package")
@@ -48,8 +144,8 @@ def aws_client(emulator: EmbeddedEmulator) -> AwsClient:
 @pytest.fixture(scope="package")
 def platform(aws_client: AwsClient) -> dict[str, str]:
     """The platform deployed once for the Lambda and state machine tests; its outputs."""
-    # Instance types as the harness passes them: moto's SageMaker rejects hosting types it does not list
-    # (ml.g5.xlarge, the GPU default, is not in moto 5.2.5's list).
+    # Instance types as the harness passes them: the emulator's SageMaker (moto's validation) rejects
+    # hosting types it does not list (ml.g5.xlarge, the GPU default, is not in moto 5.2.5's list).
     overrides = {
         "ProjectName": PROJECT,
         "EndpointName": f"{PROJECT}-endpoint",
@@ -102,8 +198,9 @@ def training_result(accuracy: float | None) -> dict[str, Any]:
 def training_machine(
     emulator: EmbeddedEmulator, platform: dict[str, str], name: str, train: dict[str, Any] | None
 ) -> str:
-    """The deployed state machine, with Train (moto has no `.sync`) replaced by a Pass state returning
-    `train`, and the endpoint poll's Wait at 0 s; everything else runs as deployed. Its ARN."""
+    """A copy of the deployed state machine, with Train replaced by a Pass state returning `train` (for
+    tests that need no real training job; with a compute plane the deployed machine trains for real, see
+    test_statemachine.py), and the endpoint poll's Wait at 0 s; everything else runs as deployed. Its ARN."""
     stepfunctions = emulator.client("stepfunctions")
     definition = json.loads(
         stepfunctions.describe_state_machine(stateMachineArn=platform["StateMachineArn"])["definition"]
@@ -123,9 +220,9 @@ def training_machine(
 
 
 class RecordingReporter:
-    """Records what an action reports. moto 5.2.5 has no CodePipeline job API (PutJobSuccessResult and
-    PutJobFailureResult answer 500), so the pipeline paths report here; test_pipeline_job.py checks the
-    boto3 reporter's requests against the API's model."""
+    """Records what an action reports, so that a test of a handler's pipeline path reads the outcome
+    directly; test_pipeline_job.py checks the boto3 reporter (`CodePipelineReporter`) against the
+    emulator's job API (harness/seams/codepipeline.py)."""
 
     def __init__(self) -> None:
         self.successes: list[dict[str, Any]] = []

@@ -1,20 +1,18 @@
 """The API proxy: request validation, and InvokeEndpoint answers mapped to HTTP statuses.
 
-The happy path and a non-JSON model answer run against the emulator's sagemaker-runtime (moto answers
-with results queued through its /moto-api/static/sagemaker/endpoint-results route). moto cannot
-produce a model error or a slow model, so those run against a small local HTTP server that answers
-as SageMaker does (HTTP 424 with `x-amzn-ErrorType: ModelError`, or no answer in time), through a real
-boto3 client.
+All of it runs against the emulator's sagemaker-runtime. Without a compute plane it answers with
+results queued through moto's /moto-api/static/sagemaker/endpoint-results route (the happy path, a
+non-JSON answer). A model error and a slow model need a real container: those tests attach a compute
+plane (see conftest.py) whose stand-in model answers HTTP 500 to the input "boom", which the emulator
+turns into SageMaker's HTTP 424 `ModelError`, and waits `answer_delay` seconds before each answer.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -24,7 +22,7 @@ from botocore.config import Config
 
 from deployer.lambdas import api_proxy
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import LambdaContext, load_event
+from tests.deployer.conftest import LambdaContext, Plane, load_event, serve_standin, train_standin
 
 ANSWER = {
     "predictions": [
@@ -111,51 +109,31 @@ def test_a_bad_request_is_a_clear_4xx_and_never_reaches_the_model(
     assert message in json.loads(response["body"])["error"]
 
 
-class FakeSageMaker(BaseHTTPRequestHandler):
-    """Answers InvokeEndpoint as SageMaker does when the container fails or is slow."""
-
-    mode = "model-error"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.mode == "slow":
-            time.sleep(2)
-        body = json.dumps(
-            {
-                "message": 'Received server error (500) from primary with message "boom".',
-                "OriginalStatusCode": 500,
-                "OriginalMessage": "boom",
-            }
-        ).encode()
-        self.send_response(424)
-        self.send_header(
-            "x-amzn-ErrorType", "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
-        )
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+def test_a_model_error_is_a_502(
+    emulator: EmbeddedEmulator, plane: Plane, handler_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_standin(emulator, plane.image, "proxy-broken", train_standin(emulator, plane.image, "proxy-ok"))
+    monkeypatch.setenv("ENDPOINT_NAME", "proxy-broken")
+    assert api_proxy.handler(event_with({"inputs": "hi"}), LambdaContext())["statusCode"] == 200
+    response = api_proxy.handler(event_with({"inputs": "boom"}), LambdaContext())
+    assert response["statusCode"] == 502
+    body = json.loads(response["body"])
+    assert body["error"] == "the model failed to answer"
+    assert "Received server error (500)" in body["detail"] and "the model broke" in body["detail"]
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        return  # the slow answer is written after the client gave up: a broken pipe, expected
-
-
-@pytest.fixture
-def fake_sagemaker() -> Iterator[str]:
-    server = QuietServer(("127.0.0.1", 0), FakeSageMaker)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def test_a_model_that_does_not_answer_in_time_is_a_504(
+    emulator: EmbeddedEmulator, plane: Plane, handler_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = train_standin(emulator, plane.image, "proxy-slow", answer_delay="2")
+    serve_standin(emulator, plane.image, "proxy-slow", artifact)
+    monkeypatch.setenv("ENDPOINT_NAME", "proxy-slow")
+    monkeypatch.setenv("INVOKE_TIMEOUT_SECONDS", "0.3")
+    started = time.monotonic()
+    response = api_proxy.handler(event_with({"inputs": "hi"}), LambdaContext())
+    assert response["statusCode"] == 504
+    assert "within 0.3 s" in json.loads(response["body"])["error"]
+    assert time.monotonic() - started < 1.5
 
 
 def runtime_client(endpoint_url: str, timeout: float) -> Any:
@@ -168,30 +146,6 @@ def runtime_client(endpoint_url: str, timeout: float) -> Any:
         aws_secret_access_key="x",
         config=config,
     )
-
-
-def test_a_model_error_is_a_502(fake_sagemaker: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FakeSageMaker, "mode", "model-error")
-    response = api_proxy.proxy(
-        load_event("apigateway_proxy_post"), api_proxy.Settings("e"), runtime_client(fake_sagemaker, 5)
-    )
-    assert response["statusCode"] == 502
-    body = json.loads(response["body"])
-    assert body["error"] == "the model failed to answer" and "boom" in body["detail"]
-
-
-def test_a_model_that_does_not_answer_in_time_is_a_504(
-    fake_sagemaker: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(FakeSageMaker, "mode", "slow")
-    settings = api_proxy.Settings("e", invoke_timeout_seconds=0.3)
-    started = time.monotonic()
-    response = api_proxy.proxy(
-        load_event("apigateway_proxy_post"), settings, runtime_client(fake_sagemaker, 0.3)
-    )
-    assert response["statusCode"] == 504
-    assert "within 0.3 s" in json.loads(response["body"])["error"]
-    assert time.monotonic() - started < 1.5
 
 
 def test_an_unreachable_endpoint_is_a_503() -> None:

@@ -1,7 +1,9 @@
 """`mlops plan`, `deploy` and `destroy` against the emulator, through the CLI a person uses.
 
-moto's CloudFormation skips AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline, AWS::S3::BucketPolicy
-and the API key/usage plan types (see ../shared/FACTS.md); the tests say where, and check everything else.
+The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::CodeBuild::Project,
+AWS::CodePipeline::Pipeline and AWS::S3::BucketPolicy, and applies only part of a bucket's or a
+repository's properties (see ../shared/FACTS.md; the harness runs the build and the pipeline itself):
+the tests say where, check those parts in the template (test_compile.py), and check everything else.
 """
 
 from __future__ import annotations
@@ -82,8 +84,11 @@ def test_deploy_creates_the_stacks_and_prints_their_outputs(
 def test_deploy_creates_the_platforms_resources(emulator: EmbeddedEmulator, first_deploy: Any) -> None:
     platform = outputs(emulator, "dd-platform")
     s3 = emulator.client("s3")
-    # moto's CloudFormation applies only BucketEncryption (and Tags) of a bucket; versioning, the public
-    # access block and EventBridge notifications are checked in the template (test_compile.py).
+    # The emulator's CloudFormation applies a bucket's BucketEncryption and Tags, and (the harness's events
+    # seam) its EventBridge notifications, which moto's GetBucketNotificationConfiguration never shows:
+    # tests/harness/test_seams_events.py::test_the_deployers_platform_wiring checks that a new object
+    # under the data prefix reaches the start-training function. Versioning and the public access block
+    # are checked in the template (test_compile.py).
     for bucket in (platform["DataBucketName"], platform["ArtifactBucketName"]):
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
         assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
@@ -138,7 +143,8 @@ def test_deploy_creates_the_platforms_resources(emulator: EmbeddedEmulator, firs
 def test_the_emulator_skips_the_build_project_and_the_pipeline(
     emulator: EmbeddedEmulator, first_deploy: Any
 ) -> None:
-    """moto creates no CodeBuild project or pipeline from a template; the harness runs them (issue 5)."""
+    """moto creates no CodeBuild project or pipeline from a template, and no seam adds them: the harness
+    runs the build and the pipeline's stages itself (issue 5)."""
     resources = emulator.client("cloudformation").list_stack_resources(StackName="dd-platform")
     types = {r["ResourceType"] for r in resources["StackResourceSummaries"]}
     assert "AWS::CodePipeline::Pipeline" not in types and "AWS::CodeBuild::Project" not in types

@@ -1,26 +1,34 @@
-"""The CodePipeline job event view and the boto3 reporter.
+"""The CodePipeline job event view, and the boto3 reporter against the emulator's job API.
 
-moto 5.2.5 has no CodePipeline job API, so the reporter's requests are checked with botocore's Stubber,
-which validates each request against the service's API model (names, types, required fields).
+The job API (PutJobSuccessResult, PutJobFailureResult) is the harness's CodePipeline seam
+(harness/seams/codepipeline.py; moto alone answers 500): each test makes a job as CodePipeline does
+for a Lambda action, reports through `CodePipelineReporter` with a real boto3 client (which validates
+the request against the API's model) and reads what the emulator recorded for that job.
 """
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from botocore.stub import Stubber
 
 from deployer.lambdas.pipeline_job import MAX_FAILURE_MESSAGE, CodePipelineReporter, EventError, PipelineJob
+from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
+from harness.seams import codepipeline
 from tests.deployer.conftest import load_event
 
 
-def stubbed() -> tuple[CodePipelineReporter, Stubber]:
-    client = boto3.client(
-        "codepipeline", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+def lambda_job(emulator: EmbeddedEmulator) -> str:
+    """A job handed to a Lambda action (InProgress, as CodePipeline hands it); its id."""
+    data = load_event("codepipeline_job")["CodePipeline.job"]["data"]
+    job = codepipeline.create_job(
+        ACCOUNT_ID, emulator.region, codepipeline.LAMBDA_INVOKE_ACTION, data, dispatched_to_lambda=True
     )
-    stubber = Stubber(client)
-    stubber.activate()
-    return CodePipelineReporter(client), stubber
+    return job.id
+
+
+def reported(emulator: EmbeddedEmulator, job_id: str) -> codepipeline.Job:
+    job = codepipeline.get_job(ACCOUNT_ID, emulator.region, job_id)
+    assert job.result is not None, f"job {job_id} got no result"
+    return job
 
 
 def test_the_sample_job_event_parses() -> None:
@@ -43,30 +51,30 @@ def test_bad_user_parameters_are_rejected() -> None:
         PipelineJob.from_event({"CodePipeline.job": {}})
 
 
-def test_success_sends_output_variables_or_a_continuation_token_never_both() -> None:
-    reporter, stubber = stubbed()
-    stubber.add_response(
-        "put_job_success_result",
-        {},
-        {
-            "jobId": "j1",
-            "executionDetails": {"summary": "done"},
-            "outputVariables": {"ExecutionArn": "arn:x"},
-        },
-    )
-    stubber.add_response("put_job_success_result", {}, {"jobId": "j2", "continuationToken": "arn:x"})
-    reporter.succeed("j1", summary="done", output_variables={"ExecutionArn": "arn:x"})
-    reporter.succeed("j2", output_variables={"ignored": "yes"}, continuation_token="arn:x")
-    stubber.assert_no_pending_responses()
+def test_success_sends_output_variables_or_a_continuation_token_never_both(
+    emulator: EmbeddedEmulator,
+) -> None:
+    reporter = CodePipelineReporter(emulator.client("codepipeline"))
+    done, later = lambda_job(emulator), lambda_job(emulator)
+    reporter.succeed(done, summary="done", output_variables={"ExecutionArn": "arn:x"})
+    reporter.succeed(later, output_variables={"ignored": "yes"}, continuation_token="arn:x")
+
+    first = reported(emulator, done)
+    assert first.status == "Succeeded" and first.result is not None
+    assert first.result.execution_details == {"summary": "done"}
+    assert first.result.output_variables == {"ExecutionArn": "arn:x"}
+    assert first.result.continuation_token is None
+    second = reported(emulator, later)
+    assert second.status == "Succeeded" and second.result is not None
+    assert second.result.continuation_token == "arn:x"
+    assert second.result.output_variables is None and second.result.execution_details is None
 
 
-def test_failure_is_a_job_failed_with_a_bounded_message() -> None:
-    reporter, stubber = stubbed()
-    message = "x" * (MAX_FAILURE_MESSAGE + 10)
-    stubber.add_response(
-        "put_job_failure_result",
-        {},
-        {"jobId": "j3", "failureDetails": {"type": "JobFailed", "message": "x" * MAX_FAILURE_MESSAGE}},
-    )
-    reporter.fail("j3", message)
-    stubber.assert_no_pending_responses()
+def test_failure_is_a_job_failed_with_a_bounded_message(emulator: EmbeddedEmulator) -> None:
+    reporter = CodePipelineReporter(emulator.client("codepipeline"))
+    job_id = lambda_job(emulator)
+    reporter.fail(job_id, "x" * (MAX_FAILURE_MESSAGE + 10))
+    job = reported(emulator, job_id)
+    assert job.status == "Failed" and job.result is not None
+    assert job.result.failure_type == "JobFailed"
+    assert job.result.failure_message == "x" * MAX_FAILURE_MESSAGE

@@ -240,8 +240,7 @@ def handler_env(
         "DATA_BUCKET": platform["DataBucketName"],
         "DATA_PREFIX": "data/intents/",
         "ARTIFACT_BUCKET": platform["ArtifactBucketName"],
-        # An endpoint of its own: moto has no UpdateEndpoint, so a second run on one endpoint fails.
-        "ENDPOINT_NAME": "st-endpoint-new-data",
+        "ENDPOINT_NAME": "st-endpoint",
         "QUALITY_THRESHOLD": "0.85",
     }.items():
         monkeypatch.setenv(key, value)

@@ -1,11 +1,13 @@
-"""The deployed training state machine, run for real in moto's Step Functions engine.
+"""The deployed training state machine, run in the emulator's Step Functions engine.
 
-moto cannot run `sagemaker:createTrainingJob.sync` (the harness adds it, issue 4), so these tests run
-the definition exactly as CloudFormation deployed it except for the Train state, which becomes a Pass
-state returning a DescribeTrainingJob-shaped result, and the endpoint poll's Wait, which becomes 0 s.
-Everything after Train is real: the quality gate, and moto's SageMaker for the model, the endpoint
-config, DescribeEndpoint and CreateEndpoint. moto has no UpdateEndpoint: that path ends in the
-state machine's own clean-up, which these tests check.
+Most tests need no real training: they run the definition exactly as CloudFormation deployed it except
+for the Train state, which becomes a Pass state returning a DescribeTrainingJob-shaped result, and the
+endpoint poll's Wait, which becomes 0 s. Everything after Train is real: the quality gate, and the
+emulator's SageMaker for the model, the endpoint config, DescribeEndpoint, CreateEndpoint and
+UpdateEndpoint (without a compute plane these change the endpoint's metadata only, and it is InService
+at once). The tests with the `plane` fixture attach a compute plane (see conftest.py): the unmodified
+machine then trains and serves for real, and an endpoint update whose model cannot start fails as on
+AWS, so the machine's clean-up runs.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import Any
 import pytest
 
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import training_machine, training_result, wait_execution
+from tests.deployer.conftest import Plane, training_machine, training_result, wait_execution
 
 ENDPOINT = "sm-test-endpoint"
+DATA_BUCKET = "sm-data"  # not the platform's data bucket: an object there would start the pipeline
+# Most common intent "greet" (2 of 3 rows): the stand-in's model answers it, with accuracy 0.6667.
+GREET_CSV = b"Query,Intent\nhi,greet\nhello,greet\nbye,leave\n"
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +44,35 @@ class Runner:
         self.sagemaker = emulator.client("sagemaker")
         self.count = 0
 
-    def run(self, train: dict[str, Any] | None, threshold: float = 0.85) -> dict[str, Any]:
-        """Run the deployed definition (Train replaced unless `train` is None) until it ends."""
+    def run(
+        self,
+        train: dict[str, Any] | None,
+        threshold: float = 0.85,
+        *,
+        deployed: bool = False,
+        image: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x@sha256:" + "a" * 64,
+        endpoint: str = ENDPOINT,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        """Run the deployed definition until it ends: the deployed machine itself when `deployed`, else
+        a copy with Train replaced by `train` (unless None) and the endpoint poll's Wait at 0 s."""
         self.count += 1
-        machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train)
+        if deployed:
+            machine = self.platform["StateMachineArn"]
+        else:
+            machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train)
         execution_input = {
-            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/x@sha256:" + "a" * 64,
-            "TrainingData": "s3://data/data/intents/",
-            "OutputPath": "s3://artifacts/models/",
+            "TrainingImage": image,
+            "TrainingData": f"s3://{DATA_BUCKET}/greet/",
+            "OutputPath": f"s3://{DATA_BUCKET}/models/",
             "Hyperparameters": {"epochs": "1"},
             "QualityThreshold": threshold,
-            "EndpointName": ENDPOINT,
+            "EndpointName": endpoint,
         }
         arn = self.stepfunctions.start_execution(
             stateMachineArn=machine, name=f"run{self.count}", input=json.dumps(execution_input)
         )["executionArn"]
-        execution = wait_execution(self.emulator, arn)
+        execution = wait_execution(self.emulator, arn, timeout)
         events = self.stepfunctions.get_execution_history(executionArn=arn)["events"]
         execution["path"] = [
             e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
@@ -70,7 +88,17 @@ class Runner:
 
 @pytest.fixture(scope="module")
 def runner(emulator: EmbeddedEmulator, platform: dict[str, str]) -> Runner:
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_object(Bucket=DATA_BUCKET, Key="greet/part.csv", Body=GREET_CSV)
     return Runner(emulator, platform)
+
+
+def ask(emulator: EmbeddedEmulator, endpoint: str) -> str:
+    answer = emulator.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, Body=json.dumps({"inputs": "hey"}), ContentType="application/json"
+    )
+    return str(json.loads(answer["Body"].read())["predictions"][0]["intent"])
 
 
 def test_cloudformation_resolved_every_placeholder(deployed_definition: dict[str, Any]) -> None:
@@ -151,17 +179,89 @@ def test_a_job_without_an_accuracy_metric_fails_the_gate(runner: Runner, drop: s
     assert execution["path"][-2:] == ["MetricMissing", "ExecutionFailed"]
 
 
-def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runner) -> None:
-    # Creates the endpoint, unless an earlier test did (then this run is an update, which fails too).
-    runner.run(training_result(0.9))
-    serving = runner.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
-    execution = runner.run(training_result(0.95))
+def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
+    runner.run(training_result(0.9), endpoint="sm-updated")  # creates it
+    execution = runner.run(training_result(0.95), endpoint="sm-updated")
+    assert execution["status"] == "SUCCEEDED", execution
+    assert execution["path"][6:] == [
+        "FindEndpoint",
+        "UpdateEndpoint",
+        "WaitForEndpoint",
+        "DescribeEndpoint",
+        "EndpointReady",
+        "Deployed",
+    ]
+    output = json.loads(execution["output"])
+    assert output["Deployment"]["Mode"] == "update"
+    previous = output["Deployment"]["PreviousEndpointConfigName"]
+    assert previous != f"{execution['name']}-config"
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-updated")
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
+        "InService",
+        f"{execution['name']}-config",
+    )
+    assert previous in runner.configs()  # the machine never deletes a config it did not create
+
+
+def test_without_a_compute_plane_a_training_job_runs_nothing_and_deploys_nothing(runner: Runner) -> None:
+    """The unmodified machine, no plane attached: the SageMaker seam keeps moto's record of the job
+    (Completed at once, a `train:progress` metric only), so the gate finds no accuracy and stops."""
+    before = runner.models()
+    execution = runner.run(None, endpoint="sm-no-plane")
+    assert execution["status"] == "FAILED"
+    assert execution["path"][:2] == ["Train", "HasMetrics"]
+    assert execution["cause"].startswith("QualityGateFailed: the training job reported no accuracy metric")
+    assert runner.models() == before
+    assert "sm-no-plane" not in {e["EndpointName"] for e in runner.sagemaker.list_endpoints()["Endpoints"]}
+
+
+def test_with_a_compute_plane_the_deployed_machine_trains_and_serves(runner: Runner, plane: Plane) -> None:
+    execution = runner.run(
+        None, threshold=0.5, deployed=True, image=plane.image, endpoint="sm-served", timeout=120
+    )
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    name = execution["name"]
+    job = runner.sagemaker.describe_training_job(TrainingJobName=f"{name}-train")
+    assert job["TrainingJobStatus"] == "Completed"
+    assert {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}["accuracy"] == pytest.approx(
+        0.6667
+    )
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == (
+        f"s3://{DATA_BUCKET}/models/{name}-train/output/model.tar.gz"
+    )
+    output = json.loads(execution["output"])
+    assert output["TrainingJob"]["Accuracy"] == [pytest.approx(0.6667)]
+    assert output["Deployment"]["Mode"] == "create"
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-served")
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", f"{name}-config")
+    assert ask(runner.emulator, "sm-served") == "greet"
+
+
+def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runner, plane: Plane) -> None:
+    first = runner.run(
+        None, threshold=0.5, deployed=True, image=plane.image, endpoint="sm-steady", timeout=120
+    )
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    serving = f"{first['name']}-config"
+    # A model whose artifact does not exist: the update's container cannot start, the endpoint's update
+    # fails (Failed, still on the serving config) and the old model keeps answering.
+    missing = training_result(0.95)
+    missing["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{DATA_BUCKET}/models/missing/model.tar.gz"
+    execution = runner.run(missing, image=plane.image, endpoint="sm-steady", timeout=120)
     name = execution["name"]
     assert execution["status"] == "FAILED"
-    # moto 5.2.5 has no UpdateEndpoint: the task fails, and the Catch cleans up.
-    assert "UpdateEndpoint" in execution["cause"]
-    assert execution["path"][-4:] == [
-        "UpdateEndpoint",
+    assert execution["error"] == "TrainingPipelineFailed"
+    assert execution["cause"] == (
+        "EndpointFailed: endpoint sm-steady did not reach InService with the config of this execution"
+    )
+    path = execution["path"]
+    assert path[6:8] == ["FindEndpoint", "UpdateEndpoint"]
+    # The poll goes round while the endpoint is Updating, then the update path's clean-up (the endpoint
+    # itself is kept: it still serves its previous config).
+    assert set(path[8:-5]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
+    assert path[-5:] == [
+        "EndpointFailed",
+        "CreatedOrUpdated",
         "DeleteEndpointConfig",
         "DeleteModel",
         "ExecutionFailed",
@@ -169,12 +269,7 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()
     assert serving in runner.configs()
-    assert runner.sagemaker.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == serving
-
-
-def test_without_the_harness_the_unmodified_machine_stops_at_train(runner: Runner) -> None:
-    """moto alone has no `.sync` for SageMaker: its engine ends the run at Train (not catchable in ASL)."""
-    execution = runner.run(None)
-    assert execution["status"] == "FAILED"
-    assert "Unsupported sync callback procedure" in execution["cause"]
-    assert "createTrainingJob.sync" in execution["cause"]
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-steady")
+    assert endpoint["EndpointConfigName"] == serving
+    assert "Failed to start the container" in endpoint["FailureReason"]
+    assert ask(runner.emulator, "sm-steady") == "greet"
