@@ -9,6 +9,7 @@ import typer
 
 from deployer import cli as deployer_cli
 from mlops import demo
+from mlops import flow as local_flow
 
 app = typer.Typer(
     name="mlops",
@@ -18,6 +19,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+app.command("run")(local_flow.run)
+app.command("up")(local_flow.up)
+app.command("approve")(local_flow.approve)
+app.command("reject")(local_flow.reject)
+app.add_typer(local_flow.trigger_app, name="trigger")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("plan")(deployer_cli.plan)
 app.command("deploy")(deployer_cli.deploy)

@@ -2,8 +2,9 @@
 
 moto 5.2.5 stores what AWS would run but runs little of it (see README "Harness" and
 ../shared/MOTO-SEAMS.md). Each seam lives in a module of this package, named after the service it
-changes, documents why it exists, and is covered by a test in tests/harness/test_seams.py that fails
-loudly when moto's internals move. `install()` applies them all, once, before the server starts.
+changes, documents why it exists, and is covered by tests in tests/harness/test_seams_<module>.py
+(test_seams_lambda.py for `awslambda`) that fail loudly when moto's internals move. `install()`
+applies them all, once, before the server starts.
 
 The seams reach private moto APIs: moto is pinned to exactly one version (pyproject.toml).
 """
@@ -19,6 +20,7 @@ from harness.seams import (
     awslambda,
     cloudformation,
     codepipeline,
+    ecr,
     events,
     sagemaker,
     stepfunctions,
@@ -32,6 +34,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "apigateway": apigateway.install,
     "events": events.install,
     "codepipeline": codepipeline.install,
+    "ecr": ecr.install,
     "cloudformation": cloudformation.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,

@@ -14,6 +14,11 @@ reports. Job statuses follow AWS: Created (queued for a poller) → Dispatched
 (polled) → InProgress (acknowledged; a job handed to a Lambda starts here) → Succeeded | Failed.
 A success with a continuationToken ends that job; the runner starts the next job of the same action
 with the token in `data.continuationToken`, as CodePipeline does.
+
+GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs,
+`harness.pipeline.state.PIPELINE_STATES` (the runner publishes there through its `state_listener`):
+the register-model Lambda reads who approved from the Approve stage's latest execution. A pipeline
+the runner has not run answers PipelineNotFoundException, as AWS does for an unknown name.
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ class InvalidJobStateException(JsonRESTError):
 
     def __init__(self, job_id: str, status: str) -> None:
         super().__init__("InvalidJobStateException", f"The job {job_id} is {status} and cannot change state.")
+
+
+class PipelineNotFoundException(JsonRESTError):
+    code = 400
+
+    def __init__(self, name: str) -> None:
+        message = f"The account does not include a pipeline with the name {name}"
+        super().__init__("PipelineNotFoundException", message)
 
 
 class ValidationException(JsonRESTError):
@@ -369,7 +382,18 @@ def put_job_failure_result(self: Any) -> str:
     return "{}"
 
 
+def get_pipeline_state(self: Any) -> str:
+    from harness.pipeline.state import PIPELINE_STATES
+
+    name = str(_required(self, "name"))
+    state = PIPELINE_STATES.get(self.current_account, self.region, name)
+    if state is None:
+        raise PipelineNotFoundException(name)
+    return json.dumps(state)
+
+
 API_METHODS = {
+    "get_pipeline_state": get_pipeline_state,
     "poll_for_jobs": poll_for_jobs,
     "acknowledge_job": acknowledge_job,
     "get_job_details": get_job_details,
