@@ -224,11 +224,29 @@ def test_sixteen_parallel_requests_each_get_their_own_answers(
         assert predictions == [as_dict(direct[query]) for query in batch]
 
 
+def _settled_log_length(server: ServeProcess, quiet_s: float = 0.5, timeout_s: float = 10.0) -> int:
+    """The log's record count once no line has arrived for `quiet_s`.
+
+    The server writes a request's line after it has sent the answer, so an earlier test's last line
+    can land after that test has finished; counting before it lands would mix it into this test.
+    """
+    deadline = time.monotonic() + timeout_s
+    count = len(server.log_records())
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        latest = len(server.log_records())
+        if latest == count:
+            return count
+        count = latest
+    raise AssertionError(f"the server's log kept growing for {timeout_s} s")
+
+
 def test_one_structured_log_line_per_request(server: ServeProcess) -> None:
-    before = len(server.log_records())
+    before = _settled_log_length(server)
     server.invoke_json({"inputs": "log me"})
     server.invoke("nope", "text/plain")
     requests.get(f"{server.url}/ping", timeout=2)
+    _settled_log_length(server)
     records = server.log_records()[before:]
     assert [(r["event"], r["status"]) for r in records] == [("request", 200), ("request", 415)]
     assert records[0]["queries"] == 1 and records[0]["path"] == "/invocations"
