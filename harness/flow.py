@@ -18,8 +18,9 @@ Knobs (each a `FlowOptions` field and an `mlops run` option):
   docker when an engine answers AND the base image (`BASE_IMAGE`) exists, else process.
 - `time_scale`: multiplies Step Functions' Wait states, Retry intervals and `.sync` polls (0.01: the
   state machine's 30 s endpoint poll takes 0.3 s).
-- `poll_seconds`: the start-training Lambda's `POLL_SECONDS` (its documented optional variable,
-  10 s on AWS), set on the deployed function: how often the Train action looks at its execution.
+- `poll_seconds`: the start-training and publish-api Lambdas' `POLL_SECONDS` (their documented
+  optional variable, 10 s and 5 s on AWS), set on the deployed functions: how often the Train action
+  looks at its execution, and PublishApi at the endpoint it promotes and the API stack.
 - `approval`: `auto`, `prompt` (asks in the terminal) or `wait` (blocks until `mlops approve` /
   `mlops reject` decides through the approval channel under the work dir, `harness.control`).
 
@@ -334,6 +335,7 @@ class LocalFlow:
             self.aws = aws
             deployment = aws.deploy()
             self._set_poll_seconds(deployment.start_training_function, options.poll_seconds)
+            self._set_poll_seconds(deployment.publish_api_function, options.poll_seconds)
             deployed = deployed_pipeline(
                 aws.client("cloudformation"), deployment.platform_stack_name, ACCOUNT_ID
             )
@@ -380,7 +382,7 @@ class LocalFlow:
         return DockerImageBuild(self._registry, aws.client("ecr"), wheelhouse, base_image=BASE_IMAGE)
 
     def _set_poll_seconds(self, function_name: str, seconds: float) -> None:
-        """The start-training Lambda's POLL_SECONDS (deployer/README.md: optional, default 10)."""
+        """A Lambda's POLL_SECONDS (deployer/README.md: optional for start-training and publish-api)."""
         client = self.stack.client("lambda")
         current = client.get_function_configuration(FunctionName=function_name)
         variables = dict(current.get("Environment", {}).get("Variables", {}))
@@ -566,7 +568,12 @@ class LocalFlow:
         summary.execution_id = result.execution_id
         train = result.variables.get("TrainVariables", {})
         summary.execution_arn = train.get("ExecutionArn") or None
-        summary.endpoint_name = train.get("EndpointName") or None
+        # Train deploys to the candidate endpoint; a succeeded run's PublishApi promoted the config to
+        # the serving endpoint, the one the API calls.
+        if result.succeeded:
+            summary.endpoint_name = self.stack.deployment.endpoint_name
+        else:
+            summary.endpoint_name = train.get("EndpointName") or None
         summary.commit_id = result.variables.get("SourceVariables", {}).get("CommitId")
         summary.image_digest = result.variables.get("BuildVariables", {}).get("IMAGE_DIGEST")
         summary.model_version = result.variables.get("RegisterVariables", {}).get("ModelVersion")

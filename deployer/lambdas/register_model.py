@@ -13,8 +13,11 @@ Item attributes (DynamoDB types): ModelName S, Version S, ExecutionArn S, Commit
 ImageUri S, ImageDigest S, Hyperparameters M of S, Metrics M of N, Accuracy N, ArtifactUri S,
 TrainingJobName S, SageMakerModelName S, EndpointName S, EndpointConfigName S, Approver S,
 ApprovalComment S, ApprovedAt S, TrainingStartedAt S, TrainingEndedAt S, RegisteredAt S (ISO 8601, UTC).
+`EndpointName` is the serving endpoint (ENDPOINT_NAME), the one the PublishApi action promotes this
+version to, not the candidate endpoint the pipeline's training execution deployed it to;
+`EndpointConfigName` is the execution's config (`<execution name>-config`).
 
-Environment (read in `Settings.from_env` only): REGISTRY_TABLE, MODEL_NAME, APPROVAL_STAGE.
+Environment (read in `Settings.from_env` only): REGISTRY_TABLE, MODEL_NAME, ENDPOINT_NAME, APPROVAL_STAGE.
 """
 
 from __future__ import annotations
@@ -40,15 +43,17 @@ log.setLevel(logging.INFO)
 class Settings:
     table: str
     model_name: str
+    endpoint_name: str
     approval_stage: str = "Approve"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        missing = [name for name in ("REGISTRY_TABLE", "MODEL_NAME") if not environ.get(name)]
+        names = ("REGISTRY_TABLE", "MODEL_NAME", "ENDPOINT_NAME")
+        missing = [name for name in names if not environ.get(name)]
         if missing:
             raise RuntimeError(f"environment variable(s) not set: {', '.join(missing)}")
         stage = environ.get("APPROVAL_STAGE") or "Approve"
-        return cls(environ["REGISTRY_TABLE"], environ["MODEL_NAME"], stage)
+        return cls(environ["REGISTRY_TABLE"], environ["MODEL_NAME"], environ["ENDPOINT_NAME"], stage)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def register(
     if execution["status"] != "SUCCEEDED":
         status = execution["status"]
         raise EventError(f"execution {execution_arn} is {status}, not SUCCEEDED: nothing to register")
-    item = registry_item(execution, approval, settings.model_name)
+    item = registry_item(execution, approval, settings.model_name, settings.endpoint_name)
     try:
         dynamodb.put_item(
             TableName=settings.table,
@@ -165,8 +170,11 @@ def register(
     return Registration(item["Version"]["S"], created=True, item=item)
 
 
-def registry_item(execution: Mapping[str, Any], approval: Approval, model_name: str) -> dict[str, Any]:
-    """The DynamoDB item (attribute-value form) for a succeeded training execution."""
+def registry_item(
+    execution: Mapping[str, Any], approval: Approval, model_name: str, endpoint_name: str
+) -> dict[str, Any]:
+    """The DynamoDB item (attribute-value form) for a succeeded training execution that serves, once
+    promoted, on the endpoint `endpoint_name`."""
     given = json.loads(execution.get("input") or "{}")
     output = json.loads(execution.get("output") or "{}")
     job = output.get("TrainingJob") or {}
@@ -175,7 +183,6 @@ def registry_item(execution: Mapping[str, Any], approval: Approval, model_name: 
         "DataVersion": given.get("DataVersion"),
         "ImageUri": given.get("TrainingImage"),
         "ImageDigest": given.get("ImageDigest"),
-        "EndpointName": given.get("EndpointName"),
         "ArtifactUri": job.get("ModelArtifacts"),
         "TrainingJobName": job.get("TrainingJobName"),
     }
@@ -198,6 +205,7 @@ def registry_item(execution: Mapping[str, Any], approval: Approval, model_name: 
         "Metrics": {"M": metrics},
         "Accuracy": metrics["accuracy"],
         "SageMakerModelName": {"S": f"{name}-model"},
+        "EndpointName": {"S": endpoint_name},
         "EndpointConfigName": {"S": f"{name}-config"},
         "Approver": {"S": approval.approver},
         "ApprovalComment": {"S": approval.comment},

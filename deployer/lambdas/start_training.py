@@ -2,19 +2,25 @@
 
 Two events, one execution input (the contract in deployer/README.md):
 - a CodePipeline job (Train action): the image, commit and hyperparameters come from `build.json` in the
-  Build stage's output artifact. The action waits for the execution's result: it polls while the
-  Lambda has time left, then hands CodePipeline a continuation token (the execution ARN) and is invoked
-  again; a failed execution fails the action with the state machine's error and cause.
+  Build stage's output artifact. The execution deploys to the candidate endpoint
+  (CANDIDATE_ENDPOINT_NAME), which the approver can call; the serving endpoint changes only when the
+  PublishApi action promotes the approved config. The action waits for the execution's result: it
+  polls while the Lambda has time left, then hands CodePipeline a continuation token (the execution
+  ARN) and is invoked again; a failed execution fails the action with the state machine's error and
+  cause. Output variables: ExecutionArn, EndpointName (the candidate), EndpointConfigName, ModelName,
+  Accuracy.
 - an EventBridge S3 "Object Created" event under the data prefix: the image, commit and hyperparameters
   come from `s3://<ARTIFACT_BUCKET>/builds/latest.json`, the build record that the Train action last
-  started (it copies it there); the execution is started and not waited for.
+  started (it copies it there); the execution deploys to the serving endpoint (ENDPOINT_NAME: no
+  approval stands between new data and the API) and is started, not waited for.
 
 The execution's name is derived from what it trains (commit, data version, image digest and
-hyperparameters), so a retried action or a repeated event follows the existing execution instead of
-training twice.
+hyperparameters) and where it deploys, so a retried action or a repeated event follows the existing
+execution instead of training twice.
 
 Environment (read in `Settings.from_env` only): STATE_MACHINE_ARN, NAME_PREFIX, DATA_BUCKET, DATA_PREFIX,
-ARTIFACT_BUCKET, ENDPOINT_NAME, QUALITY_THRESHOLD, and optionally POLL_SECONDS (default 10).
+ARTIFACT_BUCKET, ENDPOINT_NAME, CANDIDATE_ENDPOINT_NAME, QUALITY_THRESHOLD, and optionally POLL_SECONDS
+(default 10).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class Settings:
     data_prefix: str
     artifact_bucket: str
     endpoint_name: str
+    candidate_endpoint_name: str
     quality_threshold: float
     poll_seconds: float = 10.0
 
@@ -68,11 +75,14 @@ class Settings:
             "DATA_PREFIX",
             "ARTIFACT_BUCKET",
             "ENDPOINT_NAME",
+            "CANDIDATE_ENDPOINT_NAME",
             "QUALITY_THRESHOLD",
         )
         missing = [name for name in names if not environ.get(name)]
         if missing:
             raise RuntimeError(f"environment variable(s) not set: {', '.join(missing)}")
+        if environ["CANDIDATE_ENDPOINT_NAME"] == environ["ENDPOINT_NAME"]:
+            raise RuntimeError("CANDIDATE_ENDPOINT_NAME must differ from ENDPOINT_NAME (the serving one)")
         try:
             threshold = float(environ["QUALITY_THRESHOLD"])
             poll = float(environ.get("POLL_SECONDS", "10"))
@@ -85,6 +95,7 @@ class Settings:
             data_prefix=environ["DATA_PREFIX"],
             artifact_bucket=environ["ARTIFACT_BUCKET"],
             endpoint_name=environ["ENDPOINT_NAME"],
+            candidate_endpoint_name=environ["CANDIDATE_ENDPOINT_NAME"],
             quality_threshold=threshold,
             poll_seconds=poll,
         )
@@ -158,7 +169,10 @@ def run_pipeline_action(
             build = BuildRecord.from_json(record)
             # New data retrains what the pipeline last sent to training.
             clients.s3.put_object(Bucket=settings.artifact_bucket, Key=LATEST_BUILD_KEY, Body=record)
-            execution_arn = start_execution(build, settings, clients, trigger="codepipeline")
+            candidate = settings.candidate_endpoint_name
+            execution_arn = start_execution(
+                build, settings, clients, trigger="codepipeline", endpoint_name=candidate
+            )
         execution = wait_for_execution(
             clients.stepfunctions, execution_arn, settings.poll_seconds, remaining_ms
         )
@@ -178,7 +192,8 @@ def run_pipeline_action(
     output = json.loads(execution.get("output") or "{}")
     variables = {
         "ExecutionArn": execution_arn,
-        "EndpointName": str(output.get("EndpointName", settings.endpoint_name)),
+        "EndpointName": str(output.get("EndpointName", settings.candidate_endpoint_name)),
+        "EndpointConfigName": f"{execution['name']}-config",
         "ModelName": f"{execution['name']}-model",
         "Accuracy": _accuracy(output),
     }
@@ -207,7 +222,9 @@ def start_for_new_data(event: Mapping[str, Any], settings: Settings, clients: Cl
             f"no build to train: s3://{settings.artifact_bucket}/{LATEST_BUILD_KEY} cannot be read "
             f"({error}); run the pipeline once first"
         ) from error
-    execution_arn = start_execution(BuildRecord.from_json(record), settings, clients, trigger="s3")
+    execution_arn = start_execution(
+        BuildRecord.from_json(record), settings, clients, trigger="s3", endpoint_name=settings.endpoint_name
+    )
     return {"status": "STARTED", "executionArn": execution_arn}
 
 
@@ -224,14 +241,16 @@ def data_version(s3: Any, bucket: str, prefix: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def execution_input(build: BuildRecord, version: str, settings: Settings, trigger: str) -> dict[str, Any]:
+def execution_input(
+    build: BuildRecord, version: str, settings: Settings, trigger: str, endpoint_name: str
+) -> dict[str, Any]:
     return {
         "TrainingImage": build.image_uri,
         "TrainingData": f"s3://{settings.data_bucket}/{settings.data_prefix}",
         "OutputPath": f"s3://{settings.artifact_bucket}/models/",
         "Hyperparameters": build.hyperparameters,
         "QualityThreshold": settings.quality_threshold,
-        "EndpointName": settings.endpoint_name,
+        "EndpointName": endpoint_name,
         "CommitId": build.commit_id,
         "DataVersion": version,
         "ImageDigest": build.image_digest,
@@ -239,9 +258,15 @@ def execution_input(build: BuildRecord, version: str, settings: Settings, trigge
     }
 
 
-def execution_name(prefix: str, build: BuildRecord, version: str, threshold: float) -> str:
+def execution_name(
+    prefix: str, build: BuildRecord, version: str, threshold: float, endpoint_name: str
+) -> str:
+    # The endpoint is part of what an execution does: a pipeline run (candidate endpoint) never follows
+    # a data-triggered run of the same build (serving endpoint), nor the other way round.
     what = json.dumps(
-        [build.image_digest, build.hyperparameters, threshold], sort_keys=True, separators=(",", ":")
+        [build.image_digest, build.hyperparameters, threshold, endpoint_name],
+        sort_keys=True,
+        separators=(",", ":"),
     )
     name = f"{prefix}-{build.commit_id[:8]}-{version[:8]}-{hashlib.sha256(what.encode()).hexdigest()[:8]}"
     if not _EXECUTION_NAME.match(name):
@@ -249,10 +274,14 @@ def execution_name(prefix: str, build: BuildRecord, version: str, threshold: flo
     return name
 
 
-def start_execution(build: BuildRecord, settings: Settings, clients: Clients, trigger: str) -> str:
+def start_execution(
+    build: BuildRecord, settings: Settings, clients: Clients, trigger: str, endpoint_name: str
+) -> str:
+    """Starts the execution that trains `build` on the current data and deploys it to `endpoint_name`
+    (or finds the one that does already); its ARN."""
     version = data_version(clients.s3, settings.data_bucket, settings.data_prefix)
-    name = execution_name(settings.name_prefix, build, version, settings.quality_threshold)
-    payload = json.dumps(execution_input(build, version, settings, trigger), sort_keys=True)
+    name = execution_name(settings.name_prefix, build, version, settings.quality_threshold, endpoint_name)
+    payload = json.dumps(execution_input(build, version, settings, trigger, endpoint_name), sort_keys=True)
     try:
         started = clients.stepfunctions.start_execution(
             stateMachineArn=settings.state_machine_arn, name=name, input=payload

@@ -8,11 +8,13 @@ the binding; harness/seams/apigateway.py creates them as AWS does).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from deployer.lambdas import publish_api
+from deployer.lambdas.pipeline_job import PipelineJob
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import PROJECT, LambdaContext, RecordingReporter, load_event
 
@@ -39,6 +41,8 @@ def test_the_platform_points_publish_api_at_its_stack_and_template(handler_env: 
     assert handler_env["API_TEMPLATE_KEY"].startswith("templates/api-")
     assert handler_env["API_PROXY_CODE_KEY"].startswith("lambdas/api_proxy-")
     assert handler_env["PROJECT_NAME"] == PROJECT
+    assert handler_env["ENDPOINT_NAME"] == f"{PROJECT}-endpoint"
+    assert handler_env["CANDIDATE_ENDPOINT_NAME"] == f"{PROJECT}-endpoint-candidate"
 
 
 def test_publish_creates_the_api_then_finds_nothing_to_update(
@@ -81,37 +85,33 @@ def test_publish_creates_the_api_then_finds_nothing_to_update(
 
 
 def test_the_publish_action_reports_the_apis_outputs(
-    emulator: EmbeddedEmulator, handler_env: dict[str, str]
+    emulator: EmbeddedEmulator, handler_env: dict[str, str], canned_config: str
 ) -> None:
     reporter = RecordingReporter()
-    job = publish_job()
+    job = publish_job(canned_config)
     result = publish_api.run_pipeline_action(
-        job,
-        publish_api.Settings.from_env(),
-        emulator.client("cloudformation"),
-        emulator.client("s3"),
-        reporter,
-        lambda: 60_000,
+        job, publish_api.Settings.from_env(), clients(emulator), reporter, lambda: 60_000
     )
     assert reporter.failures == [] and result["status"] == "SUCCEEDED"
     variables = reporter.successes[0]["output_variables"]
     assert variables["ApiUrl"].endswith("/v1/predict") and variables["StageName"] == "v1"
+    # Before the API, the approved config was promoted to the serving endpoint (tests/deployer/
+    # test_promotion.py runs the promotion's paths with real containers).
+    serving = emulator.client("sagemaker").describe_endpoint(EndpointName=handler_env["ENDPOINT_NAME"])
+    assert (serving["EndpointStatus"], serving["EndpointConfigName"]) == ("InService", canned_config)
 
 
 def test_a_missing_template_fails_the_action(
-    emulator: EmbeddedEmulator, handler_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    emulator: EmbeddedEmulator,
+    handler_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    canned_config: str,
 ) -> None:
     monkeypatch.setenv("API_TEMPLATE_KEY", "templates/api-missing.json")
     monkeypatch.setenv("API_STACK_NAME", "dtest-api-missing")
     reporter = RecordingReporter()
-    publish_api.run_pipeline_action(
-        publish_job(),
-        publish_api.Settings.from_env(),
-        emulator.client("cloudformation"),
-        emulator.client("s3"),
-        reporter,
-        lambda: 60_000,
-    )
+    job, settings = publish_job(canned_config), publish_api.Settings.from_env()
+    publish_api.run_pipeline_action(job, settings, clients(emulator), reporter, lambda: 60_000)
     [(_, message)] = reporter.failures
     assert "could not publish the API" in message and "NoSuchKey" in message
 
@@ -137,9 +137,41 @@ def test_a_stack_whose_creation_failed_is_reported_not_updated(
         publish_api.start_publish(settings, DeadStackCloudFormation(), emulator.client("s3"))
 
 
-def publish_job() -> Any:
-    from deployer.lambdas.pipeline_job import PipelineJob
-
+def publish_job(config: str) -> PipelineJob:
+    """The sample job event as the pipeline sends it to PublishApi (TrainVariables resolved)."""
     event = load_event("codepipeline_job")
-    event["CodePipeline.job"]["data"]["inputArtifacts"] = []
+    data = event["CodePipeline.job"]["data"]
+    data["inputArtifacts"] = []
+    parameters = json.dumps({"EndpointConfigName": config})
+    data["actionConfiguration"]["configuration"]["UserParameters"] = parameters
     return PipelineJob.from_event(event)
+
+
+def clients(emulator: EmbeddedEmulator) -> publish_api.Clients:
+    return publish_api.Clients(
+        emulator.client("cloudformation"), emulator.client("s3"), emulator.client("sagemaker")
+    )
+
+
+@pytest.fixture(scope="module")
+def canned_config(emulator: EmbeddedEmulator) -> str:
+    """A model and endpoint config in moto's SageMaker (no compute plane: endpoints on it are InService
+    at once); the config's name."""
+    sagemaker = emulator.client("sagemaker")
+    sagemaker.create_model(
+        ModelName="dtest-publish-model",
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+        PrimaryContainer={"Image": "standin@sha256:" + "1" * 64, "ModelDataUrl": "s3://none/model.tar.gz"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="dtest-publish-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "dtest-publish-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    return "dtest-publish-config"

@@ -29,7 +29,8 @@ INPUT = {
     "OutputPath": "s3://artifacts/models/",
     "Hyperparameters": {"epochs": "8", "model_preset": "tiny"},
     "QualityThreshold": 0.85,
-    "EndpointName": "rm-endpoint",
+    # The pipeline's runs deploy to the candidate endpoint; the registry names the serving one.
+    "EndpointName": "rm-endpoint-candidate",
     "CommitId": "1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e",
     "DataVersion": "0f1e2d3c4b5a6978",
     "ImageDigest": "sha256:" + "7c" * 32,
@@ -57,6 +58,7 @@ def executions(emulator: EmbeddedEmulator, platform: dict[str, str]) -> dict[str
 def handler_env(aws_env: None, monkeypatch: pytest.MonkeyPatch, platform: dict[str, str]) -> None:
     monkeypatch.setenv("REGISTRY_TABLE", platform["RegistryTableName"])
     monkeypatch.setenv("MODEL_NAME", PROJECT)
+    monkeypatch.setenv("ENDPOINT_NAME", "rm-endpoint")
 
 
 def items(emulator: EmbeddedEmulator, table: str) -> list[dict[str, Any]]:
@@ -170,7 +172,7 @@ def test_the_register_action_records_the_approver_and_reports_the_version(
     codepipeline, stubber = approval_stub(job.id)
     reporter = RecordingReporter()
     settings = register_model.Settings.from_env(
-        {"REGISTRY_TABLE": platform["RegistryTableName"], "MODEL_NAME": "other"}
+        {"REGISTRY_TABLE": platform["RegistryTableName"], "MODEL_NAME": "other", "ENDPOINT_NAME": "rm-other"}
     )
     register_model.run_pipeline_action(
         job, settings, emulator.client("dynamodb"), emulator.client("stepfunctions"), reporter, codepipeline
@@ -188,6 +190,7 @@ def test_the_register_action_records_the_approver_and_reports_the_version(
     assert item["Approver"] == {"S": "arn:aws:iam::123456789012:user/carol"}
     assert item["ApprovalComment"] == {"S": "accuracy is fine"}
     assert item["ApprovedAt"] == {"S": "2026-11-28T01:02:03+00:00"}
+    assert item["EndpointName"] == {"S": "rm-other"}
 
 
 def test_the_register_action_fails_without_an_execution_arn(
@@ -195,7 +198,7 @@ def test_the_register_action_fails_without_an_execution_arn(
 ) -> None:
     job = register_event("#{TrainVariables.ExecutionArn}")  # a variable the pipeline did not resolve
     reporter = RecordingReporter()
-    settings = register_model.Settings(platform["RegistryTableName"], PROJECT)
+    settings = register_model.Settings(platform["RegistryTableName"], PROJECT, "rm-endpoint")
     register_model.run_pipeline_action(
         job, settings, emulator.client("dynamodb"), emulator.client("stepfunctions"), reporter, None
     )

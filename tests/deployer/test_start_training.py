@@ -65,6 +65,7 @@ def settings_for(
             "DATA_PREFIX": "data/intents/",
             "ARTIFACT_BUCKET": platform["ArtifactBucketName"],
             "ENDPOINT_NAME": endpoint,
+            "CANDIDATE_ENDPOINT_NAME": f"{endpoint}-candidate",
             "QUALITY_THRESHOLD": "0.85",
             "POLL_SECONDS": "0.05",
         }
@@ -118,11 +119,14 @@ def test_a_pipeline_job_trains_and_reports_the_execution(
     assert given["TrainingData"] == f"s3://{platform['DataBucketName']}/data/intents/"
     assert given["OutputPath"] == f"s3://{platform['ArtifactBucketName']}/models/"
     assert given["QualityThreshold"] == 0.85 and given["Trigger"] == "codepipeline"
+    # A pipeline run deploys to the candidate endpoint; PublishApi promotes its config after approval.
+    assert given["EndpointName"] == variables["EndpointName"] == "st-endpoint-candidate"
     assert given["DataVersion"] == start_training.data_version(
         emulator.client("s3"), platform["DataBucketName"], "data/intents/"
     )
     assert execution["name"].startswith(f"{PROJECT}-{BUILD['CommitId'][:8]}-{given['DataVersion'][:8]}-")
     assert variables["ModelName"] == f"{execution['name']}-model"
+    assert variables["EndpointConfigName"] == f"{execution['name']}-config"
     # The record now names what new data retrains.
     latest = emulator.client("s3").get_object(Bucket=platform["ArtifactBucketName"], Key="builds/latest.json")
     assert json.loads(latest["Body"].read()) == BUILD
@@ -216,6 +220,32 @@ def test_a_build_artifact_without_a_record_fails_the_action(
     assert "has no 'build.json'" in message
 
 
+def test_the_endpoint_is_part_of_the_execution_name() -> None:
+    """A pipeline run (candidate endpoint) and a data-triggered run (serving endpoint) of the same build
+    and data are two executions: neither follows the other's deployment."""
+    build = start_training.BuildRecord.from_json(json.dumps(BUILD))
+    names = {
+        start_training.execution_name(PROJECT, build, "0f1e2d3c4b5a6978", 0.85, endpoint)
+        for endpoint in ("st-endpoint", "st-endpoint-candidate", "st-endpoint")
+    }
+    assert len(names) == 2
+
+
+def test_the_candidate_endpoint_must_not_be_the_serving_one() -> None:
+    environ = {
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:x",
+        "NAME_PREFIX": PROJECT,
+        "DATA_BUCKET": "data",
+        "DATA_PREFIX": "data/intents/",
+        "ARTIFACT_BUCKET": "artifacts",
+        "ENDPOINT_NAME": "st-endpoint",
+        "CANDIDATE_ENDPOINT_NAME": "st-endpoint",
+        "QUALITY_THRESHOLD": "0.85",
+    }
+    with pytest.raises(RuntimeError, match="CANDIDATE_ENDPOINT_NAME must differ"):
+        start_training.Settings.from_env(environ)
+
+
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
@@ -241,6 +271,7 @@ def handler_env(
         "DATA_PREFIX": "data/intents/",
         "ARTIFACT_BUCKET": platform["ArtifactBucketName"],
         "ENDPOINT_NAME": "st-endpoint",
+        "CANDIDATE_ENDPOINT_NAME": "st-endpoint-candidate",
         "QUALITY_THRESHOLD": "0.85",
     }.items():
         monkeypatch.setenv(key, value)
@@ -270,6 +301,8 @@ def test_new_data_starts_a_run_of_the_last_build(
     execution = wait_execution(emulator, result["executionArn"])
     given = json.loads(execution["input"])
     assert given["Trigger"] == "s3" and given["CommitId"] == BUILD["CommitId"]
+    # New data has no approval to wait for: it deploys to the serving endpoint.
+    assert given["EndpointName"] == "st-endpoint"
     assert given["DataVersion"] == start_training.data_version(
         s3, platform["DataBucketName"], "data/intents/"
     )

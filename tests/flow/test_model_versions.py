@@ -1,5 +1,6 @@
 """Later commits on a running stack: a hyperparameter change makes a second model version and moves
-the API to the new endpoint config with no failed request; a rejected approval registers nothing.
+the API to the new endpoint config with no failed request; a rejected approval registers nothing and
+leaves the serving endpoint as it was (Train deploys to the candidate endpoint; PublishApi promotes).
 
 One stack (process runtime, approval policy `wait`) runs three pipeline executions in order; each
 approval is decided by the real `mlops approve` / `mlops reject` commands in another process.
@@ -155,6 +156,10 @@ def test_new_hyperparameters_make_a_second_version_and_move_the_api_without_erro
     assert summary.registry_item is not None and summary.registry_item["Hyperparameters"]["epochs"] == "9"
     endpoint = stack.flow.stack.describe_endpoint()
     assert endpoint["EndpointConfigName"] == f"{summary.model_version}-config"
+    assert summary.registry_item["EndpointName"] == summary.endpoint_name == endpoint["EndpointName"]
+    # PublishApi promoted the config, then deleted the candidate endpoint Train had deployed it to.
+    endpoints = stack.flow.stack.client("sagemaker").list_endpoints()["Endpoints"]
+    assert [e["EndpointName"] for e in endpoints] == [endpoint["EndpointName"]]
     assert summary.api_url == first.api_url
     # A client called the API throughout the second run, endpoint update included: zero errors.
     assert len(caller.statuses) >= 20, caller.statuses
@@ -177,14 +182,19 @@ def test_a_rejected_approval_registers_nothing_and_publishes_nothing(
     assert answer.http_status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design defect (see the flow report): the state machine updates the serving endpoint during "
-    "Train, before the approval, so a rejected model already serves",
-)
 def test_a_rejected_approval_leaves_the_serving_endpoint_config_as_it_was(
     stack: Stack, rejected: tuple[PipelineResult, list[str]]
 ) -> None:
+    """Train deployed the rejected model to the candidate endpoint only (the approver could call it);
+    the serving endpoint, which the API calls, still runs the second version's config."""
+    result, _ = rejected
     second_summary = stack.runs["second"][1]
     endpoint = stack.flow.stack.describe_endpoint()
-    assert endpoint["EndpointConfigName"] == f"{second_summary.model_version}-config"
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
+        "InService",
+        f"{second_summary.model_version}-config",
+    )
+    train = result.variables["TrainVariables"]
+    candidate = stack.flow.stack.describe_endpoint(train["EndpointName"])
+    assert train["EndpointName"] == f"{stack.flow.stack.deployment.endpoint_name}-candidate"
+    assert candidate["EndpointConfigName"] == train["EndpointConfigName"] != endpoint["EndpointConfigName"]
