@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from deployer import cli as deployer_cli
+from harness.scenarios.cli import SCENARIO_LIST_HELP, SCENARIO_RUN_HELP, scenario_list, scenario_run
 from mlops import demo
 from mlops import flow as local_flow
 
@@ -28,6 +29,11 @@ app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("plan")(deployer_cli.plan)
 app.command("deploy")(deployer_cli.deploy)
 app.command("destroy")(deployer_cli.destroy)
+
+scenario = typer.Typer(help="Replay scenarios (triggers, faults, expectations) against the local harness.")
+scenario.command("run", help=SCENARIO_RUN_HELP)(scenario_run)
+scenario.command("list", help=SCENARIO_LIST_HELP)(scenario_list)
+app.add_typer(scenario, name="scenario")
 
 
 def main() -> None:  # pragma: no cover - console entry point

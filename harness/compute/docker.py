@@ -18,6 +18,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from harness import faults
 from harness.compute.runtime import (
     CONTAINER_PORT,
     ContainerProcess,
@@ -79,6 +80,11 @@ class DockerRuntime(ContainerRuntime):
         name = f"mlops-{program}-{uuid.uuid4().hex[:12]}"
         env_args = [arg for key, value in sorted(environment.items()) for arg in ("-e", f"{key}={value}")]
         command = ["docker", "run", "--rm", "--name", name, *run_args, *env_args, image.reference, program]
+        # Fault hook (harness/faults.py): an injected fault runs another program in the container's place.
+        replacement = faults.ACTIVE.replacement(program)
+        if replacement is not None:
+            entry = ["--entrypoint", "python3", image.reference, "-c", replacement.code, *replacement.args]
+            command = ["docker", "run", "--rm", "--name", name, *run_args, *env_args, *entry]
         log = open_log(log_path)
         try:
             popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)

@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 
+from harness import faults
 from harness.compute.runtime import ContainerRuntime, ServingContainer
 from harness.compute.s3io import S3Uri, download_and_unpack
 
@@ -276,6 +277,8 @@ class EndpointManager:
                 replica.serving.process.stop(_STOP_GRACE_S)
             return
         LOG.info("endpoint %s InService with %s", key[2], target.config_name)
+        if replica is not None:  # fault hook (harness/faults.py): a server that dies some time later
+            faults.ACTIVE.serving_started(replica.serving.process)
         if old is not None:
             old.drain_and_stop()
 

@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from harness import faults
 from harness.compute.runtime import (
     BASE_DIR_ENV,
     BIND_PORT_ENV,
@@ -100,10 +101,15 @@ class ProcessRuntime(ContainerRuntime):
         env = child_environment(
             {**environment, BASE_DIR_ENV: str(base_dir), "PYTHONPATH": str(tree / "container")}
         )
+        command = [self._python, str(tree / "container" / program)]
+        # Fault hook (harness/faults.py): an injected fault runs another program in the container's place.
+        replacement = faults.ACTIVE.replacement(program)
+        if replacement is not None:
+            command = [self._python, "-c", replacement.code, *replacement.args]
         log = open_log(log_path)
         try:
             popen = subprocess.Popen(
-                [self._python, str(tree / "container" / program)],
+                command,
                 cwd=base_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import faults
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
 
@@ -361,6 +362,8 @@ class TrainingJob:
                 "RecordWrapperType": "None",
                 **({"ContentType": channel.content_type} if channel.content_type else {}),
             }
+        # Fault hook (harness/faults.py): a data fault rewrites the downloaded channels (S3 is untouched).
+        faults.ACTIVE.corrupt_channels(self.base_dir / "input" / "data")
         resource_config = {
             "current_host": "algo-1",
             "hosts": [f"algo-{i + 1}" for i in range(self.spec.instance_count)],

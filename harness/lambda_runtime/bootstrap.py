@@ -106,6 +106,8 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
     with open(request["event_file"], encoding="utf-8") as handle:
         event = json.load(handle)
     try:
+        if request.get("inject_error"):  # an injected fault (harness/faults.py): fail where the handler runs
+            raise RuntimeError(request["inject_error"])
         value = handler(event, LambdaContext(request))
     except Exception as exc:
         frames = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])

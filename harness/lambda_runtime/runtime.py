@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import faults
 from harness.lambda_runtime import bootstrap
 
 BOOTSTRAP = Path(bootstrap.__file__).resolve()
@@ -378,6 +379,8 @@ class LambdaRuntime:
                 "event_file": files["event.json"],
                 "result_file": files["result.json"],
                 "log_file": files["output.log"],
+                # Fault hook (harness/faults.py): the worker raises this instead of running the handler.
+                "inject_error": faults.ACTIVE.lambda_error(spec.name),
             }
             try:
                 worker.send(request)

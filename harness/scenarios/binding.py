@@ -15,8 +15,8 @@ from typing import Final
 from harness.scenarios.interface import HarnessFactory
 
 HARNESS_ENV: Final = "MLOPS_SCENARIO_HARNESS"
-# The project's adapter (a `HarnessFactory`), e.g. "harness.scenario_harness:open_harness"; None until wired.
-DEFAULT_HARNESS: str | None = None
+# The project's adapter over the real harness (harness/scenarios/adapter.py), a `HarnessFactory`.
+DEFAULT_HARNESS: str | None = "harness.scenarios.adapter:open_harness"
 
 
 class HarnessNotWired(RuntimeError):

@@ -256,8 +256,13 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
 
 def send_batch(url: str, api_key: str, spec: ApiRequests) -> list[HttpExchange]:
     """`repeat` requests, `concurrency` at a time, in the order they were issued."""
+    def paced(_: int) -> HttpExchange:
+        exchange = send(url, api_key, spec, session)
+        time.sleep(spec.interval_s)
+        return exchange
+
     with requests.Session() as session, ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
-        return list(pool.map(lambda _: send(url, api_key, spec, session), range(spec.repeat)))
+        return list(pool.map(paced, range(spec.repeat)))
 
 
 class BackgroundRequests:
@@ -281,6 +286,7 @@ class BackgroundRequests:
                 exchange = send(self._url, self._key, self._spec, session)
                 with self._lock:
                     self._exchanges.append(exchange)
+                time.sleep(self._spec.interval_s)
 
     def stop(self) -> list[HttpExchange]:
         self._stop.set()

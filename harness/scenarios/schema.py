@@ -456,6 +456,10 @@ class ApiRequests(Strict):
     )
     repeat: Annotated[int, Field(ge=1, le=10_000)] = 1
     concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    interval_s: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=0.0,
+        description="pause after each request of one sender (to stay within the API's throttle)",
+    )
     during: StepName | None = Field(
         default=None, description="keep sending in the background until the named later step has finished"
     )

@@ -47,6 +47,7 @@ class _PipelineRun:
     status: str = "InProgress"
     next_stage: int = 0
     comment: str = ""
+    execution: str = ""  # the training execution this run deployed to the candidate endpoint
 
 
 class FakeHarness:
@@ -188,7 +189,7 @@ class FakeHarness:
             self.executions.append(ExecutionView(name, "FAILED", state, "TrainingPipelineFailed", cause))
             return "Failed", cause
         self.executions.append(ExecutionView(name, "SUCCEEDED"))
-        self._deploy(name)
+        run.execution = name  # on the candidate endpoint; PublishApi promotes it to the serving one
         return "Succeeded", None
 
     def _training_failure(self) -> tuple[str, str] | None:
@@ -233,6 +234,8 @@ class FakeHarness:
         return "Succeeded", None
 
     def _stage_publishapi(self, run: _PipelineRun) -> tuple[str, str | None]:
+        if run.execution:
+            self._deploy(run.execution)
         self.published = True
         return "Succeeded", None
 

@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from harness.scenarios import binding
 from harness.scenarios.binding import HARNESS_ENV
 from harness.scenarios.cli import SCENARIO_LIST_HELP, SCENARIO_RUN_HELP, scenario_list, scenario_run
 
@@ -85,8 +86,11 @@ def test_run_takes_the_harness_from_the_environment(tmp_path: Path, monkeypatch:
     assert invoke("scenario", "run", str(tmp_path / "good.yaml"))[0] == 0
 
 
-def test_run_without_a_harness_or_with_an_invalid_file_is_a_usage_error(tmp_path: Path) -> None:
+def test_run_without_a_harness_or_with_an_invalid_file_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, "good", 1)
+    monkeypatch.setattr(binding, "DEFAULT_HARNESS", None)  # the project's own adapter is the default
     code, output = invoke("scenario", "run", str(tmp_path))
     assert code == 2 and "no harness is wired" in output
     code, output = invoke(

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from harness.scenarios import binding
+
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
@@ -68,6 +70,7 @@ def test_without_a_harness_the_item_fails_saying_so(
     folder: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLOPS_SCENARIO_HARNESS", raising=False)
+    monkeypatch.setattr(binding, "DEFAULT_HARNESS", None)  # the project's own adapter is the default
     folder.makefile(".yaml", good=scenario("good", 1))
     result = folder.runpytest()
     result.assert_outcomes(failed=1)

@@ -1,0 +1,193 @@
+"""Injected faults: the one place that says what should go wrong, read by the runtimes' hooks.
+
+The scenario harness (harness/scenarios/adapter.py) switches faults on in `ACTIVE`, the process-wide
+board (one embedded emulator, compute plane and Lambda runtime per process), and clears it when the
+scenario ends. Each fault acts on a real process, never on a faked answer:
+
+- `fail_training(reason, exit_code)`: the training container runs a small program instead of `train`
+  that writes `reason` to /opt/ml/output/failure and exits with `exit_code`, as a crashing algorithm
+  does (hook: `replacement("train")`, in harness/compute/process.py and docker.py).
+- `corrupt_data(problem)`: the training job's input channels are rewritten after the download, before
+  the container starts (S3 keeps the good data): `missing_header` drops the `Query,Intent` header line,
+  `empty` truncates each file, `single_intent` keeps the rows of one intent only
+  (hook: `corrupt_channels`, in harness/compute/training.py).
+- `unhealthy_server()`: the serving container runs a server that accepts connections on its port and
+  never answers, so `GET /ping` never passes (hook: `replacement("serve")`).
+- `raise_in_lambda(function_name, message)`: the named function's worker process raises
+  `RuntimeError(message)` where its handler would run (hook: `lambda_error`, in
+  harness/lambda_runtime/runtime.py, which passes it to bootstrap.py in the invocation request).
+- `kill_server_after(after_s)`: each serving container that goes InService from now on is sent
+  SIGTERM `after_s` seconds later (hook: `serving_started`, in harness/compute/endpoints.py).
+
+Replacement programs are Python source run by the image's own interpreter (`python -c CODE ARGS...`),
+using only the standard library and SageMaker's container contract (SAGEMAKER_BASE_DIR, else /opt/ml;
+SAGEMAKER_BIND_TO_PORT, else 8080).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal, Protocol
+
+LOG = logging.getLogger(__name__)
+
+DataProblem = Literal["missing_header", "empty", "single_intent"]
+DATA_PROBLEMS: Final = ("missing_header", "empty", "single_intent")
+
+_FAILING_TRAIN: Final = """\
+import os, sys
+base = os.environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+os.makedirs(os.path.join(base, "output"), exist_ok=True)
+with open(os.path.join(base, "output", "failure"), "w", encoding="utf-8") as handle:
+    handle.write(sys.argv[1])
+print("injected fault: training fails: " + sys.argv[1], file=sys.stderr, flush=True)
+sys.exit(int(sys.argv[2]))
+"""
+
+_SILENT_SERVE: Final = """\
+import os, socket, sys
+port = os.environ.get("SAGEMAKER_BIND_TO_PORT")
+host = "127.0.0.1" if port else "0.0.0.0"
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((host, int(port or 8080)))
+server.listen(64)
+print("injected fault: serve accepts connections and never answers", file=sys.stderr, flush=True)
+held = []
+while True:
+    connection, _ = server.accept()
+    held.append(connection)
+"""
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A program run instead of the image's `train` or `serve`: `python -c code *args`."""
+
+    code: str
+    args: tuple[str, ...] = ()
+
+
+class Stoppable(Protocol):
+    """What `serving_started` needs of a serving container (harness.compute.runtime.ContainerProcess)."""
+
+    def terminate(self) -> None: ...
+
+    def poll(self) -> int | None: ...
+
+
+class FaultBoard:
+    """The faults switched on now; every method is safe to call from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._replacements: dict[str, Replacement] = {}
+        self._data_problem: DataProblem | None = None
+        self._lambda_errors: dict[str, str] = {}
+        self._kill_after_s: float | None = None
+        self._timers: list[threading.Timer] = []
+
+    # -- switching faults on and off -----------------------------------------------------------------
+    def fail_training(self, reason: str, exit_code: int = 1) -> None:
+        if not 1 <= exit_code <= 255:
+            raise ValueError(f"a failing exit code is 1..255, got {exit_code}")
+        with self._lock:
+            self._replacements["train"] = Replacement(_FAILING_TRAIN, (reason, str(exit_code)))
+
+    def corrupt_data(self, problem: DataProblem) -> None:
+        if problem not in DATA_PROBLEMS:
+            raise ValueError(f"a data problem is one of {', '.join(DATA_PROBLEMS)}, not {problem!r}")
+        with self._lock:
+            self._data_problem = problem
+
+    def unhealthy_server(self) -> None:
+        with self._lock:
+            self._replacements["serve"] = Replacement(_SILENT_SERVE)
+
+    def raise_in_lambda(self, function_name: str, message: str) -> None:
+        if not function_name:
+            raise ValueError("raise_in_lambda needs the deployed function's name")
+        with self._lock:
+            self._lambda_errors[function_name] = message
+
+    def kill_server_after(self, after_s: float) -> None:
+        if after_s < 0:
+            raise ValueError(f"after_s must not be negative, got {after_s}")
+        with self._lock:
+            self._kill_after_s = after_s
+
+    def clear(self) -> None:
+        """Switches every fault off and cancels pending server kills."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+            self._replacements.clear()
+            self._data_problem = None
+            self._lambda_errors.clear()
+            self._kill_after_s = None
+        for timer in timers:
+            timer.cancel()
+
+    # -- hooks ---------------------------------------------------------------------------------------
+    def replacement(self, program: str) -> Replacement | None:
+        """What to run instead of the image's `train` or `serve`, or None to run it."""
+        with self._lock:
+            return self._replacements.get(program)
+
+    def corrupt_channels(self, data_dir: Path) -> None:
+        """Rewrites every file under a training job's `input/data/` as the data fault says (if any)."""
+        with self._lock:
+            problem = self._data_problem
+        if problem is None:
+            return
+        for path in sorted(file for file in data_dir.rglob("*") if file.is_file()):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            path.write_text(_corrupted(text, problem), encoding="utf-8")
+            LOG.info("injected fault: %s in %s", problem, path)
+
+    def lambda_error(self, function_name: str) -> str | None:
+        """The message the function's worker raises instead of running its handler, or None."""
+        with self._lock:
+            return self._lambda_errors.get(function_name)
+
+    def serving_started(self, process: Stoppable) -> None:
+        """Told of every serving container that went InService: schedules its death if asked to."""
+        with self._lock:
+            after_s = self._kill_after_s
+            if after_s is None:
+                return
+            timer = threading.Timer(after_s, _terminate, args=(process,))
+            timer.daemon = True
+            self._timers.append(timer)
+        timer.start()
+
+
+def _terminate(process: Stoppable) -> None:
+    if process.poll() is None:
+        LOG.info("injected fault: stopping a model server")
+        process.terminate()
+
+
+def _corrupted(text: str, problem: DataProblem) -> str:
+    if problem == "empty":
+        return ""
+    lines = text.splitlines(keepends=True)
+    if problem == "missing_header":
+        return "".join(lines[1:])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "Intent" not in rows[0]:
+        return text
+    first = rows[0]["Intent"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(row for row in rows if row["Intent"] == first)
+    return buffer.getvalue()
+
+
+# The process-wide board the hooks read.
+ACTIVE: Final = FaultBoard()
