@@ -27,6 +27,13 @@ class EventError(ValueError):
     """The event is not what the handler accepts; the message says why."""
 
 
+def require_env(environ: Mapping[str, str], names: tuple[str, ...]) -> None:
+    """Raises, naming every one of `names` that is unset or empty: a deployment error, not an event's."""
+    missing = [name for name in names if not environ.get(name)]
+    if missing:
+        raise RuntimeError(f"environment variable(s) not set: {', '.join(missing)}")
+
+
 @dataclass(frozen=True)
 class Artifact:
     name: str

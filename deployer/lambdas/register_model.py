@@ -33,7 +33,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from deployer.lambdas.pipeline_job import CodePipelineReporter, EventError, JobReporter, PipelineJob
+from deployer.lambdas.pipeline_job import (
+    CodePipelineReporter,
+    EventError,
+    JobReporter,
+    PipelineJob,
+    require_env,
+)
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -49,9 +55,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         names = ("REGISTRY_TABLE", "MODEL_NAME", "ENDPOINT_NAME")
-        missing = [name for name in names if not environ.get(name)]
-        if missing:
-            raise RuntimeError(f"environment variable(s) not set: {', '.join(missing)}")
+        require_env(environ, names)
         stage = environ.get("APPROVAL_STAGE") or "Approve"
         return cls(environ["REGISTRY_TABLE"], environ["MODEL_NAME"], environ["ENDPOINT_NAME"], stage)
 

@@ -38,7 +38,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from deployer.lambdas.pipeline_job import CodePipelineReporter, EventError, JobReporter, PipelineJob
+from deployer.lambdas.pipeline_job import (
+    CodePipelineReporter,
+    EventError,
+    JobReporter,
+    PipelineJob,
+    require_env,
+)
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -78,9 +84,7 @@ class Settings:
             "CANDIDATE_ENDPOINT_NAME",
             "QUALITY_THRESHOLD",
         )
-        missing = [name for name in names if not environ.get(name)]
-        if missing:
-            raise RuntimeError(f"environment variable(s) not set: {', '.join(missing)}")
+        require_env(environ, names)
         if environ["CANDIDATE_ENDPOINT_NAME"] == environ["ENDPOINT_NAME"]:
             raise RuntimeError("CANDIDATE_ENDPOINT_NAME must differ from ENDPOINT_NAME (the serving one)")
         try:
