@@ -116,15 +116,7 @@ def _pipeline_run(prefix: str, expect: PipelineExpectation, run: PipelineExecuti
     if expect.failed_stage is not None:
         results.append(_result(f"{prefix}.failed_stage", expect.failed_stage, run.failed_stage or _MISSING))
     if expect.reason_contains is not None:
-        reason = run.reason or ""
-        results.append(
-            _result(
-                f"{prefix}.reason",
-                f"contains {expect.reason_contains!r}",
-                reason or _MISSING,
-                passed=expect.reason_contains in reason,
-            )
-        )
+        results.append(_contains(f"{prefix}.reason", expect.reason_contains, run.reason))
     return results
 
 
@@ -161,16 +153,13 @@ def _execution_run(prefix: str, expect: ExecutionExpectation, run: ExecutionView
     if expect.error is not None:
         results.append(_result(f"{prefix}.error", expect.error, run.error or _MISSING))
     if expect.cause_contains is not None:
-        cause = run.cause or ""
-        results.append(
-            _result(
-                f"{prefix}.cause",
-                f"contains {expect.cause_contains!r}",
-                cause or _MISSING,
-                passed=expect.cause_contains in cause,
-            )
-        )
+        results.append(_contains(f"{prefix}.cause", expect.cause_contains, run.cause))
     return results
+
+
+def _contains(what: str, needle: str, text: str | None) -> CheckResult:
+    """`text` must contain `needle`; a missing text shows as missing, not as an empty string."""
+    return _result(what, f"contains {needle!r}", text or _MISSING, passed=needle in (text or ""))
 
 
 def check_registry(expect: RegistryExpectation, context: CheckContext) -> list[CheckResult]:
