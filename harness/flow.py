@@ -44,10 +44,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import requests
 from boto3.dynamodb.types import TypeDeserializer
 
 from harness import datasets
+from harness.api_client import DEFAULT_BATCH_SIZE, ApiClient, Prediction
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
 from harness.control import ControlChannel
@@ -116,6 +116,8 @@ class FlowOptions:
     source: Path = REPO_ROOT  # the git repository the Source stage commits
     ref: str | None = None  # None: the working tree as a commit
     samples: int = DEFAULT_SAMPLES
+    api_batch_size: int = DEFAULT_BATCH_SIZE  # queries per API request (the API takes up to 64)
+    training_cache: bool = True  # reuse a finished training job's artifacts (harness.compute.training_cache)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -132,6 +134,8 @@ class FlowOptions:
             raise ValueError(f"poll_seconds must be in (0, 60], got {self.poll_seconds}")
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, got {self.samples}")
+        if not 1 <= self.api_batch_size <= DEFAULT_BATCH_SIZE:
+            raise ValueError(f"api_batch_size must be in [1, {DEFAULT_BATCH_SIZE}]: {self.api_batch_size}")
 
     @property
     def report_folder(self) -> Path:
@@ -173,6 +177,8 @@ class FlowSummary:
     api_key: str | None = None
     emulator_url: str | None = None
     sample_answers: list[SampleAnswer] = field(default_factory=list)
+    api_throttled: int = 0  # 429s the API client met and retried (or, when retries ran out, returned)
+    training_cache_hit: bool = False  # the training job reused an earlier job's artifacts
     registry_item: dict[str, Any] | None = None
     report_dir: str | None = None
     wall_s: float = 0.0
@@ -312,6 +318,7 @@ class LocalFlow:
 
     def __init__(self, options: FlowOptions, write: Callable[[str], None] = print) -> None:
         self.options = options
+        self.api_throttled = 0
         self.write = write
         self.runtime = ""
         self.aws: LocalAws | None = None
@@ -481,7 +488,10 @@ class LocalFlow:
         access = self.stack.api()
         if access.local_url is None or access.api_key is None:
             raise FlowError(API_STAGE, "the API stack has no local URL or no API key")
-        answers = [call_api(access.local_url, access.api_key, query) for query in queries]
+        with ApiClient(access.local_url, access.api_key, self.options.api_batch_size) as client:
+            predictions = client.predict([query.text for query in queries])
+            self.api_throttled = client.throttled
+        answers = [_sample(query, prediction) for query, prediction in zip(queries, predictions, strict=True)]
         return access.local_url, access.api_key, answers
 
     def registry_item(self, version: str) -> dict[str, Any]:
@@ -591,8 +601,9 @@ class LocalFlow:
                     summary.registry_item = self.registry_item(summary.model_version)
                 started = time.monotonic()
                 summary.api_url, summary.api_key, summary.sample_answers = self.ask_api(queries)
+                summary.api_throttled = self.api_throttled
                 summary.stage_timings_s[API_STAGE] = round(time.monotonic() - started, 3)
-                failed = [answer for answer in summary.sample_answers if answer.http_status != 200]
+                failed = [a for a in summary.sample_answers if a.http_status != 200 or a.intent is None]
                 if failed:
                     count = f"{len(failed)} of {len(summary.sample_answers)}"
                     raise FlowError(API_STAGE, f"{count} API calls failed, the first: {failed[0]}")
@@ -612,24 +623,15 @@ class LocalFlow:
 
 
 def call_api(url: str, api_key: str, query: Query) -> SampleAnswer:
-    """One POST of `{"inputs": query}` with the key; the intent is the container's first prediction."""
-    try:
-        response = requests.post(
-            url, json={"inputs": query.text}, headers={"x-api-key": api_key}, timeout=API_TIMEOUT_S
-        )
-    except requests.RequestException as error:
-        return SampleAnswer(query.text, query.expected, 0, None, f"no answer: {error}")
-    intent = None
-    problem = None
-    try:
-        body = response.json()
-        if response.status_code == 200:
-            intent = body["predictions"][0]["intent"]
-        else:
-            problem = str(body.get("message", body))[:500]
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        problem = response.text[:500]
-    return SampleAnswer(query.text, query.expected, response.status_code, intent, problem)
+    """One query through the API (throttled requests retried, as `harness.api_client` does)."""
+    with ApiClient(url, api_key, timeout_s=API_TIMEOUT_S) as client:
+        return _sample(query, client.predict([query.text])[0])
+
+
+def _sample(query: Query, prediction: Prediction) -> SampleAnswer:
+    return SampleAnswer(
+        query.text, query.expected, prediction.http_status, prediction.intent, prediction.problem
+    )
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:

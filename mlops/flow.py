@@ -55,6 +55,10 @@ _REPORT_DIR = typer.Option(None, "--report-dir", help="The run report's folder (
 _TIME_SCALE = typer.Option(0.01, "--time-scale", help="Multiplies Step Functions' waits and polls.")
 _SOURCE = typer.Option(REPO_ROOT, "--source", help="The git repository the Source stage commits.")
 _REF = typer.Option(None, "--ref", help="A ref to build (default: the working tree as a commit).")
+_API_BATCH = typer.Option(64, "--api-batch-size", min=1, max=64, help="Queries per API request at the end "
+                          "(the API takes up to 64; throttled requests are retried with backoff).")
+_TRAINING_CACHE = typer.Option(True, "--training-cache/--no-training-cache", help="Reuse an earlier "
+                               "training job's model when image digest, data and hyperparameters match.")
 
 
 def _quiet() -> None:
@@ -69,6 +73,7 @@ def _quiet() -> None:
 def _options(
     work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
     report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
+    api_batch_size: int = 64, training_cache: bool = True,
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
@@ -85,6 +90,7 @@ def _options(
         return FlowOptions(
             work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
             report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
+            api_batch_size=api_batch_size, training_cache=training_cache,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -108,9 +114,14 @@ def run(
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
+    api_batch_size: int = _API_BATCH,
+    training_cache: bool = _TRAINING_CACHE,
 ) -> None:
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
-    options = _options(work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref)
+    options = _options(
+        work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref,
+        api_batch_size=api_batch_size, training_cache=training_cache,
+    )
     write = _echo_to(as_json)
     summary = _run(options, write, keep_up=False)
     _finish(summary, as_json, write)
