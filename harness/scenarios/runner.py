@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import multiprocessing
+import random
 import tempfile
 import threading
 import time
@@ -33,6 +34,7 @@ from typing import Literal
 import requests
 
 from harness import datasets
+from harness.api_client import TOO_MANY_REQUESTS, RetryPolicy
 from harness.scenarios.checks import CheckContext, CheckResult, check
 from harness.scenarios.interface import (
     HarnessFactory,
@@ -230,8 +232,15 @@ def request_body(spec: ApiRequests) -> tuple[bytes, str | None]:
     return b"", spec.content_type
 
 
+# Throttled requests are retried as the API client does (harness/api_client.py), unless a step asks to
+# see the 429 itself (`retry_throttled: false`).
+THROTTLE_RETRY = RetryPolicy()
+_JITTER = random.Random()
+
+
 def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -> HttpExchange:
-    """Sends one request of a requests step; a connection failure is an answer-less exchange, not an error."""
+    """Sends one request of a requests step; a connection failure is an answer-less exchange, not an error.
+    A 429 is retried with backoff (unless the step says `retry_throttled: false`)."""
     body, content_type = request_body(spec)
     headers = dict(spec.headers)
     if content_type is not None:
@@ -241,14 +250,22 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
     elif spec.key != "none":
         headers[API_KEY_HEADER] = spec.key
     started = time.monotonic()
-    try:
-        answer = session.request(
-            spec.method, url.rstrip("/") + spec.path, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S
-        )
-    except requests.RequestException as error:
-        return HttpExchange(
-            spec.method, spec.path, body, None, error=str(error), elapsed_s=time.monotonic() - started
-        )
+    target = url.rstrip("/") + spec.path
+    policy = THROTTLE_RETRY if spec.retry_throttled else RetryPolicy(max_attempts=1)
+    attempt = 1
+    while True:
+        try:
+            answer = session.request(
+                spec.method, target, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S
+            )
+        except requests.RequestException as error:
+            return HttpExchange(
+                spec.method, spec.path, body, None, error=str(error), elapsed_s=time.monotonic() - started
+            )
+        if answer.status_code != TOO_MANY_REQUESTS or attempt >= policy.max_attempts:
+            break
+        time.sleep(policy.delay(attempt, answer.headers.get("Retry-After"), _JITTER))
+        attempt += 1
     return HttpExchange(
         spec.method, spec.path, body, answer.status_code, answer.content, elapsed_s=time.monotonic() - started
     )

@@ -463,6 +463,10 @@ class ApiRequests(Strict):
     during: StepName | None = Field(
         default=None, description="keep sending in the background until the named later step has finished"
     )
+    retry_throttled: bool = Field(
+        default=True,
+        description="retry a 429 with backoff as AWS SDKs do (Retry-After honoured); false: 429 is an answer",
+    )
 
     def body_kinds(self) -> list[str]:
         """The body fields given (`json: null` is a body: the JSON text `null`)."""
