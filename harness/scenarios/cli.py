@@ -27,6 +27,7 @@ from harness.scenarios.catalogue import describe_catalogue
 from harness.scenarios.loader import LoadedScenario, ScenarioLoadError, load_all
 from harness.scenarios.report import print_report, write_junit
 from harness.scenarios.runner import RunOptions, ScenarioResult, ScenarioRunner
+from harness.scenarios.shard import Shard
 
 DEFAULT_PATHS = [Path("scenarios")]
 EXIT_FAILED = 1
@@ -54,10 +55,25 @@ def scenario_run(
     harness: Annotated[
         str | None, typer.Option(help="The harness factory as MODULE:FACTORY (default: the project's).")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Run only part I of N of the set (I/N: by name, round-robin), for a CI matrix."),
+    ] = None,
 ) -> None:
     """Run scenarios, each in a fresh harness; exit non-zero when an expectation fails."""
     console = Console(stderr=False)
     loaded = _load(paths, console)
+    if shard is not None:
+        try:
+            part = Shard.parse(shard)
+        except ValueError as error:
+            console.print(f"error: --shard: {error}", markup=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        loaded = part.select(loaded)
+        console.print(f"shard {part}: {', '.join(item.scenario.name for item in loaded) or 'nothing'}",
+                      markup=False)
+        if not loaded:
+            return
     try:
         factory = resolve_harness_factory(harness)
     except HarnessNotWired as error:

@@ -115,3 +115,26 @@ def test_run_help_lists_triggers_faults_and_expectations() -> None:
         "predicates: ['all_succeeded'",
     ):
         assert text in output, text
+
+
+def test_shards_split_the_set_deterministically_and_cover_it_once(tmp_path: Path) -> None:
+    names = ["delta", "alpha", "echo", "charlie", "bravo"]
+    for name in names:
+        write(tmp_path, name, 1)
+    ran: list[list[str]] = []
+    for index in (1, 2, 3):
+        code, output = invoke("scenario", "run", str(tmp_path), "--harness", FAKE, "--shard", f"{index}/3")
+        assert code == 0, output
+        ran.append(sorted(name for name in names if f"passed  {name}" in output))
+    # Sorted by name (alpha bravo charlie delta echo), dealt round-robin; each scenario exactly once.
+    assert ran == [["alpha", "delta"], ["bravo", "echo"], ["charlie"]]
+    # The same split again (another machine of the CI matrix sees the same shard).
+    code, output = invoke("scenario", "run", str(tmp_path), "--harness", FAKE, "--shard", "2/3")
+    assert sorted(name for name in names if f"passed  {name}" in output) == ["bravo", "echo"]
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "1/0", "two/3", "1-3"])
+def test_a_bad_shard_is_a_usage_error(tmp_path: Path, shard: str) -> None:
+    write(tmp_path, "good", 1)
+    code, output = invoke("scenario", "run", str(tmp_path), "--harness", FAKE, "--shard", shard)
+    assert code == 2 and "--shard" in output
