@@ -50,6 +50,7 @@ from harness import datasets
 from harness.api_client import DEFAULT_BATCH_SIZE, ApiClient, Prediction
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
+from harness.compute.training_cache import default_cache_root, reused_from
 from harness.control import ControlChannel
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
@@ -336,7 +337,10 @@ class LocalFlow:
         try:
             aws = LocalAws(
                 LocalAwsOptions(
-                    work_dir=options.work_dir, runtime=self.runtime, time_scale=options.time_scale
+                    work_dir=options.work_dir,
+                    runtime=self.runtime,
+                    time_scale=options.time_scale,
+                    training_cache=default_cache_root() if options.training_cache else None,
                 )
             ).start()
             self.aws = aws
@@ -537,6 +541,8 @@ class LocalFlow:
                 training_log = self.stack.training_log(job_name)
             except Exception as error:  # the report is written even when the job left no log
                 LOG.warning("no training log for %s: %s", job_name, error)
+        reused = reused_from(training_log) if training_log else None
+        summary.training_cache_hit = reused is not None
         details = {
             key: value
             for key, value in {
@@ -547,6 +553,7 @@ class LocalFlow:
                 "endpoint": summary.endpoint_name or "",
                 "model version": summary.model_version or "",
                 "api url": summary.api_url or "",
+                "training cache": f"hit: reused the model of training job {reused}" if reused else "",
             }.items()
             if value
         }

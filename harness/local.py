@@ -54,9 +54,11 @@ from deployer import compile as compiler
 from deployer import deploy as deployment
 from deployer.client import AwsClient
 from deployer.lambdas.start_training import data_version
+from harness import faults
 from harness.compute import ComputePlane, attach, detach
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
 from harness.compute.process import ProcessRuntime
+from harness.compute.training_cache import TrainingCache, reused_from
 from harness.datasets import Example, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
 from harness.gateway import ApiGateway
@@ -108,6 +110,10 @@ class LocalAwsOptions:
     parameters: Mapping[str, str] = field(default_factory=dict)
     # Hold moto, botocore and the harness's loggers at WARNING while the stack runs.
     quiet: bool = True
+    # A folder of finished training runs to reuse (step caching, harness/compute/training_cache.py):
+    # a training job whose image digest, data and hyperparameters match an earlier successful one
+    # reuses its model. None: every job trains.
+    training_cache: Path | None = None
 
     def __post_init__(self) -> None:
         if self.runtime not in ("auto", "docker", "process"):
@@ -276,6 +282,9 @@ class LocalAws:
             emulator.endpoint_url,
             options.work_dir / "compute",
             endpoint_startup_limit_s=options.endpoint_startup_limit_s,
+            training_cache=None if options.training_cache is None else TrainingCache(options.training_cache),
+            # An injected training fault must meet a real run of the container, not a cached one.
+            cache_bypass=lambda: faults.ACTIVE.replacement("train") is not None,
         )
         attach(plane)
         self._plane = plane
@@ -504,6 +513,10 @@ class LocalAws:
         if job is None:
             raise LocalAwsError(f"the compute plane ran no training job named {job_name}")
         return job.log_text()
+
+    def training_cache_hits(self) -> int:
+        """How many of the compute plane's training jobs reused an earlier job's model (step caching)."""
+        return sum(reused_from(job.log_text()) is not None for job in self.plane.training.jobs())
 
     # -- serving -------------------------------------------------------------------------------------
     def describe_endpoint(self, endpoint_name: str | None = None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from botocore.config import Config
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
 from harness.compute.runtime import ContainerRuntime, choose_runtime
 from harness.compute.training import TrainingJobRunner
+from harness.compute.training_cache import CachingRuntime, TrainingCache
 from harness.emulator import FAKE_CREDENTIALS, REGION
 
 
@@ -63,9 +64,14 @@ class ComputePlane:
         endpoint_url: str,
         work_dir: Path,
         endpoint_startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S,
+        training_cache: TrainingCache | None = None,
+        cache_bypass: Callable[[], bool] = lambda: False,
     ) -> ComputePlane:
-        """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`)."""
+        """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`).
+        With `training_cache`, training jobs reuse earlier runs (harness.compute.training_cache),
+        except while `cache_bypass()` is true."""
         chosen = choose_runtime(runtime) if isinstance(runtime, str) else runtime
+        trainer = chosen if training_cache is None else CachingRuntime(chosen, training_cache, cache_bypass)
         if endpoint_startup_limit_s <= 0:
             raise ValueError(f"endpoint_startup_limit_s must be positive, got {endpoint_startup_limit_s}")
         work_dir = work_dir.resolve()
@@ -74,7 +80,7 @@ class ComputePlane:
         return cls(
             runtime=chosen,
             work_dir=work_dir,
-            training=TrainingJobRunner(runtime=chosen, s3_client=s3, work_dir=work_dir),
+            training=TrainingJobRunner(runtime=trainer, s3_client=s3, work_dir=work_dir),
             endpoints=EndpointManager(
                 runtime=chosen, s3_client=s3, work_dir=work_dir, startup_limit_s=endpoint_startup_limit_s
             ),

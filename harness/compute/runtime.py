@@ -83,6 +83,12 @@ class ContainerProcess:
         self._cleanup = cleanup
         self._cleaned = threading.Lock()
         self._cleaned_up = False
+        self._exit_hooks: list[Callable[[int], None]] = []
+
+    def add_exit_hook(self, hook: Callable[[int], None]) -> None:
+        """`hook(exit_status)` runs once, when the process is first seen to have exited (before `wait`
+        or `poll` returns)."""
+        self._exit_hooks.append(hook)
 
     @property
     def pid(self) -> int:
@@ -91,13 +97,13 @@ class ContainerProcess:
     def poll(self) -> int | None:
         code = self._popen.poll()
         if code is not None:
-            self._finish()
+            self._finish(code)
         return code
 
     def wait(self, timeout: float | None = None) -> int:
         """The exit status; raises subprocess.TimeoutExpired when it runs past `timeout`."""
         code = self._popen.wait(timeout)
-        self._finish()
+        self._finish(code)
         return code
 
     def terminate(self) -> None:
@@ -114,7 +120,7 @@ class ContainerProcess:
             self._popen.kill()
             return self.wait(grace_seconds)
 
-    def _finish(self) -> None:
+    def _finish(self, code: int) -> None:
         with self._cleaned:
             if self._cleaned_up:
                 return
@@ -122,6 +128,8 @@ class ContainerProcess:
         self._log_handle.close()
         if self._cleanup is not None:
             self._cleanup()
+        for hook in self._exit_hooks:
+            hook(code)
 
 
 @dataclass(frozen=True)

@@ -440,6 +440,10 @@ class TrainingJobRunner:
         job.start()
         return job
 
+    def jobs(self) -> list[TrainingJob]:
+        with self._lock:
+            return list(self._jobs.values())
+
     def get(self, account: str, region: str, name: str) -> TrainingJob | None:
         with self._lock:
             return self._jobs.get((account, region, name))

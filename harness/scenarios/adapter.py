@@ -279,6 +279,7 @@ class LocalScenarioHarness:
             time_scale=settings.time_scale or DEFAULT_TIME_SCALE,
             source=self.source,
             report_dir=settings.work_dir / "report",
+            training_cache=settings.training_cache,
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow
@@ -468,7 +469,11 @@ class LocalScenarioHarness:
             registry=self._registry(),
             endpoint=self._endpoint(),
             approval_pending=bool(flow.control.approvals.pending()),
+            training_cache_hits=self._training_cache_hits(),
         )
+
+    def _training_cache_hits(self) -> int:
+        return self._flow.stack.training_cache_hits()
 
     def _pipeline_views(self) -> tuple[PipelineExecutionView, ...]:
         stage_names = [stage.name for stage in self._pipeline.stages]

@@ -55,6 +55,13 @@ def scenario_run(
     harness: Annotated[
         str | None, typer.Option(help="The harness factory as MODULE:FACTORY (default: the project's).")
     ] = None,
+    training_cache: Annotated[
+        bool,
+        typer.Option(
+            "--training-cache/--no-training-cache",
+            help="Reuse a training job's model when image, data and hyperparameters match (step caching).",
+        ),
+    ] = True,
     shard: Annotated[
         str | None,
         typer.Option(help="Run only part I of N of the set (I/N: by name, round-robin), for a CI matrix."),
@@ -79,7 +86,9 @@ def scenario_run(
     except HarnessNotWired as error:
         console.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
-    options = RunOptions(runtime=runtime.value if runtime else None, work_root=work_dir)
+    options = RunOptions(
+        runtime=runtime.value if runtime else None, work_root=work_dir, training_cache=training_cache
+    )
     console.print(f"{len(loaded)} scenario(s), {parallel} at a time", markup=False)
     results = ScenarioRunner(factory, options).run_all(
         loaded, parallel=parallel, on_result=lambda result: _progress(console, result)

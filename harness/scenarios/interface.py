@@ -78,6 +78,7 @@ class Observation:
     registry: tuple[Mapping[str, JsonValue], ...] = ()
     endpoint: EndpointView | None = None
     approval_pending: bool = False
+    training_cache_hits: int = 0  # training jobs that reused an earlier job's model (step caching)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class HarnessSettings:
     quality_threshold: float | None = None
     approval: Literal["auto", "reject", "scenario"] = "auto"
     time_scale: float | None = None
+    training_cache: bool = True  # step caching of training jobs (harness/compute/training_cache.py)
 
 
 class ScenarioHarness(Protocol):

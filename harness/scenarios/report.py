@@ -30,6 +30,7 @@ def summary_table(results: Sequence[ScenarioResult]) -> Table:
     table.add_column("steps", justify="right")
     table.add_column("checks", justify="right")
     table.add_column("time", justify="right")
+    table.add_column("cache", justify="right")
     table.add_column("first problem", overflow="fold")
     for result in results:
         checks = [check for step in result.steps for check in step.checks]
@@ -40,6 +41,7 @@ def summary_table(results: Sequence[ScenarioResult]) -> Table:
             f"{ran}/{len(result.steps)}",
             f"{sum(check.passed for check in checks)}/{len(checks)}",
             f"{result.duration_s:.1f} s",
+            f"{result.training_cache_hits} hit" + ("s" if result.training_cache_hits != 1 else ""),
             first_problem(result),
         )
     return table

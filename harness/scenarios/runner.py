@@ -91,6 +91,7 @@ class ScenarioResult:
     steps: list[StepResult]
     duration_s: float = 0.0
     error: str | None = None  # the harness could not be set up
+    training_cache_hits: int = 0  # training jobs of this scenario that reused an earlier model
 
     @property
     def passed(self) -> bool:
@@ -109,6 +110,7 @@ class ScenarioResult:
 @dataclass(frozen=True)
 class RunOptions:
     runtime: Runtime | None = None  # overrides every scenario's settings.runtime
+    training_cache: bool = True  # False turns step caching off for every scenario (else each file decides)
     work_root: Path | None = None  # where each scenario's work folder is made (a temporary folder if None)
     poll_interval_s: float = 0.2
 
@@ -137,10 +139,11 @@ class ScenarioRunner:
         )
         started = time.monotonic()
         with self._work_dir(scenario.name) as work_dir:
-            settings = harness_settings(scenario, work_dir, self.options.runtime)
+            settings = harness_settings(scenario, work_dir, self.options.runtime, self.options.training_cache)
             try:
                 with self.factory(settings) as harness:
                     _Run(loaded, harness, result, self.options.poll_interval_s).run()
+                    result.training_cache_hits = harness.observe().training_cache_hits
             except Exception as error:  # the harness's own failure to start or stop: report, never raise
                 result.error = f"{type(error).__name__}: {error}"
         result.duration_s = time.monotonic() - started
@@ -185,7 +188,9 @@ def _run_one(factory: HarnessFactory, options: RunOptions, loaded: LoadedScenari
     return ScenarioRunner(factory, options).run(loaded)
 
 
-def harness_settings(scenario: Scenario, work_dir: Path, runtime: Runtime | None = None) -> HarnessSettings:
+def harness_settings(
+    scenario: Scenario, work_dir: Path, runtime: Runtime | None = None, training_cache: bool = True
+) -> HarnessSettings:
     """The factory's settings for a scenario; `runtime` (from the command line) beats the file's."""
     given = scenario.settings
     data: str | Path = given.data if given.data in DATASETS else Path(given.data)
@@ -198,6 +203,7 @@ def harness_settings(scenario: Scenario, work_dir: Path, runtime: Runtime | None
         quality_threshold=given.quality_threshold,
         approval=given.approval,
         time_scale=given.time_scale,
+        training_cache=training_cache and given.training_cache,
     )
 
 

@@ -174,6 +174,10 @@ class Settings(Strict):
         default=None,
         description="factor applied to Step Functions Wait states (the harness default when absent)",
     )
+    training_cache: bool = Field(
+        default=True,
+        description="a training job reuses an earlier one's model when image, data and hyperparameters match",
+    )
 
     @field_validator("data")
     @classmethod

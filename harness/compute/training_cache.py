@@ -1,0 +1,211 @@
+"""Step caching for training jobs, modelled on SageMaker Pipelines' step caching.
+
+SageMaker Pipelines can reuse a step's earlier successful run when the step's arguments match
+("Caching pipeline steps", SageMaker developer guide: a cache hit reuses the previous run's outputs
+instead of running the step again). The harness offers the same for its training jobs, where it pays
+most: a CreateTrainingJob whose **image digest**, **input data** (every byte of every downloaded
+channel file, after any fault rewrote them), **hyperparameters**, **channel configuration** and
+**environment** all equal those of an earlier *successful* job reuses that job's `/opt/ml/model` and its
+log instead of running `train` again. Seeded training (the `seed` hyperparameter, one torch thread on
+CPU) makes the reuse sound: the container would have written the same model.
+
+What stays real: the job is still created, named, described and listed through the emulator with
+SageMaker's statuses and transitions; its FinalMetricDataList comes from the (replayed) log; its model
+is packed and uploaded to the job's own S3 output path; the state machine, the quality gate, the
+endpoint and the API all run as without the cache. What differs, and is shown: the job's log starts
+with `CACHE_HIT_MARKER` naming the job whose model it reused, which the run report and the scenario
+summary show as a cache hit. On AWS the job would train (this is a local speed-up only; AWS's
+CreateTrainingJob has no cache).
+
+`CachingRuntime` wraps a container runtime for the training runner only: `start_training` looks the
+key up before it starts the container, and stores the model after a run that exits 0. Whatever must
+still run for real (an injected fault that replaces the program) wraps this runtime from outside, or
+is named by `bypass`. Entries are folders under the cache root, written to a temporary folder and
+renamed into place, so that parallel scenario processes can share one root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.compute.runtime import ContainerProcess, ContainerRuntime, ResolvedImage, ServingContainer
+
+LOG = logging.getLogger(__name__)
+
+CACHE_HIT_MARKER = "harness: training cache hit:"
+CACHE_DIR_ENV = "MLOPS_CACHE_DIR"
+# The parts of the key (a change to any one of them means the job trains).
+KEY_PARTS = ("image_digest", "data", "hyperparameters", "input_data_config", "environment")
+
+
+def default_cache_root() -> Path:
+    """`$MLOPS_CACHE_DIR/training-jobs`, else `~/.cache/byoc-mlops/training-jobs`."""
+    base = os.environ.get(CACHE_DIR_ENV)
+    root = Path(base) if base else Path.home() / ".cache" / "byoc-mlops"
+    return root / "training-jobs"
+
+
+def data_fingerprint(data_dir: Path) -> str:
+    """sha256 over every file under `data_dir` (the channels): relative path and content, sorted."""
+    hasher = hashlib.sha256()
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        hasher.update(path.relative_to(data_dir).as_posix().encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(chunk)
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def cache_key(image: ResolvedImage, base_dir: Path, environment: dict[str, str]) -> str:
+    """The key of a training run prepared under `base_dir` (the job's /opt/ml)."""
+    config = base_dir / "input" / "config"
+    parts = {
+        "image_digest": image.digest,
+        "data": data_fingerprint(base_dir / "input" / "data"),
+        "hyperparameters": json.loads((config / "hyperparameters.json").read_text(encoding="utf-8")),
+        "input_data_config": json.loads((config / "inputdataconfig.json").read_text(encoding="utf-8")),
+        "environment": environment,
+    }
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    folder: Path
+
+    @property
+    def source_job(self) -> str:
+        meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+        return str(meta.get("job", "unknown"))
+
+
+class TrainingCache:
+    """Finished training runs by key, as folders `<root>/<key>/{model/,train.log,meta.json}`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def lookup(self, key: str) -> CacheEntry | None:
+        folder = self.root / key
+        if (folder / "meta.json").is_file() and (folder / "model").is_dir():
+            return CacheEntry(key, folder)
+        return None
+
+    def store(self, key: str, model_dir: Path, log_path: Path, job: str) -> None:
+        """Keeps a successful run's model and log; a concurrent store of the same key wins, harmlessly."""
+        if self.lookup(key) is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
+        try:
+            shutil.copytree(model_dir, staging / "model")
+            shutil.copyfile(log_path, staging / "train.log")
+            meta = {"job": job, "stored_at": time.time(), "key": key}
+            (staging / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            os.rename(staging, self.root / key)
+        except OSError as error:  # another process stored it first, or the disk is full: not our job
+            LOG.debug("training cache: not stored (%s)", error)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def restore(self, entry: CacheEntry, model_dir: Path, log_path: Path) -> None:
+        """Puts the entry's model under `model_dir` and its log, after the marker line, in `log_path`."""
+        shutil.rmtree(model_dir, ignore_errors=True)
+        shutil.copytree(entry.folder / "model", model_dir)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            note = f"{CACHE_HIT_MARKER} reused the model of training job {entry.source_job} (key {entry.key})"
+            log.write(f"{note}\n".encode())
+            log.write((entry.folder / "train.log").read_bytes())
+
+
+class ReusedTraining(ContainerProcess):
+    """A training 'container' that already finished: the cache restored its outputs (exit status 0)."""
+
+    def __init__(self, log_path: Path, source_job: str) -> None:  # no child process to hold
+        self.log_path = log_path
+        self.source_job = source_job
+
+    @property
+    def pid(self) -> int:
+        return -1
+
+    def poll(self) -> int | None:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def terminate(self) -> None:
+        pass
+
+    def stop(self, grace_seconds: float = 10.0) -> int:
+        return 0
+
+    def add_exit_hook(self, hook: Callable[[int], None]) -> None:
+        hook(0)
+
+
+class CachingRuntime(ContainerRuntime):
+    """`inner` with step caching for `start_training` (serving is passed through unchanged)."""
+
+    def __init__(
+        self,
+        inner: ContainerRuntime,
+        cache: TrainingCache,
+        bypass: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self._bypass = bypass
+        self.name = inner.name
+
+    def available(self) -> bool:
+        return self.inner.available()
+
+    def resolve(self, image_uri: str) -> ResolvedImage:
+        return self.inner.resolve(image_uri)
+
+    def start_training(
+        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+    ) -> ContainerProcess:
+        if self._bypass():
+            return self.inner.start_training(image, base_dir, log_path, environment)
+        key = cache_key(image, base_dir, environment)
+        entry = self.cache.lookup(key)
+        if entry is not None:
+            LOG.info("training cache hit %s (from job %s)", key[:12], entry.source_job)
+            self.cache.restore(entry, base_dir / "model", log_path)
+            return ReusedTraining(log_path, entry.source_job)
+        process = self.inner.start_training(image, base_dir, log_path, environment)
+        job = base_dir.parent.parent.name  # <work>/training-jobs/<account>/<region>/<job>/opt/ml
+        process.add_exit_hook(
+            lambda code: self.cache.store(key, base_dir / "model", log_path, job) if code == 0 else None
+        )
+        return process
+
+    def start_serving(
+        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+    ) -> ServingContainer:
+        return self.inner.start_serving(image, base_dir, log_path, environment)
+
+
+def reused_from(log_text: str) -> str | None:
+    """The job whose model a training job reused, read from its log's first line (None: it trained)."""
+    first = log_text.split("\n", 1)[0]
+    if not first.startswith(CACHE_HIT_MARKER):
+        return None
+    words = first[len(CACHE_HIT_MARKER) :].split()
+    return words[words.index("job") + 1] if "job" in words else "unknown"
