@@ -2,6 +2,7 @@
 # The project's test command (README): sets up .venv, starts a Docker engine with the offline base
 # image, runs the linters (ruff, mypy, cfn-lint), the whole pytest suite (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
+# At the end (also on failure) it prints the seconds each phase took.
 #
 #   MLOPS_SKIP_DOCKER=1     skip the engine, the Docker-marked tests and the Docker scenario
 #   MLOPS_SKIP_SCENARIOS=1  skip the scenario set (a quick local run)
@@ -10,26 +11,51 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+phases=()
+phase_name=""
+phase_started=$started
+phase() {  # phase NAME: ends the running phase (recording its seconds) and starts NAME
+    local now
+    now=$(date +%s)
+    if [ -n "$phase_name" ]; then
+        phases+=("$(printf '%-28s %5d s' "$phase_name" $((now - phase_started)))")
+    fi
+    phase_name=$1
+    phase_started=$now
+    [ -z "$1" ] || echo "== $1"
+}
+report() {
+    local code=$?
+    phase ""
+    echo "== phases"
+    printf '  %s\n' "${phases[@]}"
+    printf '  %-28s %5d s (exit %d)\n' "total" $(( $(date +%s) - started )) "$code"
+}
+trap report EXIT
+
+phase "setup (.venv)"
 bash scripts/setup.sh
 if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
+    phase "engine and base image"
     bash scripts/docker-engine.sh
     export MLOPS_REQUIRE_DOCKER=1
 fi
-echo "== lint"
+phase "lint"
 .venv/bin/ruff check .
 .venv/bin/mypy
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
 fi
-echo "== tests"
+phase "tests"
 .venv/bin/pytest "$@"
 if [ "${MLOPS_SKIP_SCENARIOS:-0}" != "1" ]; then
-    echo "== scenarios (process runtime)"
+    phase "scenarios (process runtime)"
     .venv/bin/mlops scenario run scenarios/ --runtime process --parallel 2 --junit reports/scenarios.xml
     if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
-        echo "== happy scenario (docker runtime)"
+        phase "happy scenario (docker)"
         .venv/bin/mlops scenario run scenarios/happy-commit.yaml --runtime docker \
             --junit reports/scenarios-docker.xml
     fi
 fi
+phase ""
 echo "== all green in $(( $(date +%s) - started )) s"
