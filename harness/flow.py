@@ -55,7 +55,6 @@ from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
 from harness.local import DataObject, LocalAws, LocalAwsOptions
 from harness.pipeline import (
-    PIPELINE_STATES,
     ApprovalPolicy,
     ArtifactStore,
     DockerImageBuild,
@@ -359,7 +358,7 @@ class LocalFlow:
                 store,
                 options.work_dir / "pipeline",
                 events=self._events(),
-                state_listener=PIPELINE_STATES.listener(ACCOUNT_ID, REGION),
+                state_listener=aws.context.pipeline_states(ACCOUNT_ID, REGION).listener(ACCOUNT_ID, REGION),
             )
         except BaseException:
             self.stop()
@@ -415,7 +414,6 @@ class LocalFlow:
         finally:
             if registry is not None:
                 registry.stop()
-            PIPELINE_STATES.clear()
 
     def __enter__(self) -> LocalFlow:
         return self.start()

@@ -5,10 +5,5 @@
 - training.py: SageMaker training jobs (download channels, run `train`, upload the model);
 - endpoints.py: SageMaker endpoints (`serve` behind a name, zero-drop updates, invocations);
 - s3io.py: S3 transfers as SageMaker's agents make them;
-- plane.py: `ComputePlane` and the process-wide `attach`/`detach`/`attached` the seams read.
+- plane.py: `ComputePlane`, which the running emulator's context (harness/context.py) attaches.
 """
-
-from harness.compute.plane import ComputePlane, attach, attached, detach
-from harness.compute.runtime import RUNTIMES, ContainerRuntime, choose_runtime
-
-__all__ = ["RUNTIMES", "ComputePlane", "ContainerRuntime", "attach", "attached", "choose_runtime", "detach"]

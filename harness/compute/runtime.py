@@ -59,6 +59,15 @@ def free_port() -> int:
 
 
 @dataclass(frozen=True)
+class PythonProgram:
+    """A program run in an image instead of its `train` or `serve`: `python -c code *args`, with the
+    image's own interpreter (as `docker run --entrypoint python3 IMAGE -c ...` does)."""
+
+    code: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ResolvedImage:
     """An image the runtime can run: its digest and the runtime's own reference to it."""
 
@@ -147,15 +156,27 @@ class ContainerRuntime(abc.ABC):
 
     @abc.abstractmethod
     def start_training(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ContainerProcess:
-        """Starts `train` with `base_dir` as /opt/ml and no network (where the runtime can enforce it)."""
+        """Starts `train` (or `program` in its place) with `base_dir` as /opt/ml and no network (where
+        the runtime can enforce it)."""
 
     @abc.abstractmethod
     def start_serving(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ServingContainer:
-        """Starts `serve` with `base_dir/model` as /opt/ml/model, on a loopback port."""
+        """Starts `serve` (or `program` in its place) with `base_dir/model` as /opt/ml/model, on a
+        loopback port."""
 
 
 def open_log(log_path: Path) -> IO[bytes]:

@@ -1,12 +1,14 @@
 """The pipeline's state as CodePipeline's GetPipelineState answers it, kept while the runner runs.
 
-moto 5.2.5 answers GetPipelineState with a 500 (../shared/FACTS.md), yet functions read it: the
+moto 5.2.5 answers GetPipelineState with a 500 (docs/FACTS.md), yet functions read it: the
 register-model Lambda finds who approved in the Approve stage's `latestExecution` (`lastUpdatedBy`,
 `summary`, `lastStatusChange`). `pipeline_state()` renders a run's progress in that response's shape;
 `PipelineStates` keeps the latest one per (account, region, pipeline) the way CodePipeline does (a
-stage keeps its last execution's state until a new execution reaches it). Pass
-`PipelineStates.listener(account, region)` as the runner's `state_listener`; a seam answering
-GetPipelineState reads `PIPELINE_STATES.get(account, region, name)`.
+stage keeps its last execution's state until a new execution reaches it). One `PipelineStates` lives
+on each of moto's CodePipeline backends (`states_in_backend`), so moto's reset drops it with the
+rest of its state; the harness context hands it out (`HarnessContext.pipeline_states`). Pass its
+`listener(account, region)` as the runner's `state_listener`; the seam answering GetPipelineState
+reads `get(account, region, name)`.
 """
 
 from __future__ import annotations
@@ -106,5 +108,18 @@ class PipelineStates:
         return publish
 
 
-# The process-wide store (moto's state is process-wide too: one embedded emulator per process).
-PIPELINE_STATES = PipelineStates()
+_BACKEND_ATTRIBUTE = "harness_pipeline_states"
+_backend_lock = threading.Lock()
+
+
+def states_in_backend(account_id: str, region: str) -> PipelineStates:
+    """The pipeline states held by moto's CodePipeline backend for this account and region."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    backend = codepipeline_backends[account_id][region]
+    with _backend_lock:
+        states = getattr(backend, _BACKEND_ATTRIBUTE, None)
+        if not isinstance(states, PipelineStates):
+            states = PipelineStates()
+            setattr(backend, _BACKEND_ATTRIBUTE, states)
+        return states

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from deployer.lambdas.start_training import BuildRecord
-from harness.compute import attached
+from harness import context as harness_context
 from harness.datasets import Example, write_csv
 from harness.emulator import EmbeddedEmulator
 from harness.local import LocalAws, LocalAwsError, LocalAwsOptions
-from harness.seams import stepfunctions as sfn_seam
 
 
 def read_csv_text(body: bytes) -> list[list[str]]:
@@ -46,23 +45,22 @@ def test_options_are_checked_where_they_are_given(
 
 
 def test_it_starts_every_part_and_stops_them_all_idempotently(tmp_path: Path) -> None:
-    before = sfn_seam.time_scale()
     aws = LocalAws(LocalAwsOptions(work_dir=tmp_path, time_scale=0.05))
     with aws:
         emulator_port = int(aws.endpoint_url.rsplit(":", 1)[1])
         gateway_port = aws.gateway.port
         assert aws.embedded
         assert aws.client("s3").list_buckets()["Buckets"] == []
-        assert sfn_seam.time_scale() == 0.05
-        assert attached() is aws.plane and aws.plane.runtime.name == "process"
+        context = harness_context.current()
+        assert context is aws.context and context.step_functions.scale == 0.05
+        assert context.plane is aws.plane and aws.plane.runtime.name == "process"
         assert aws.plane.work_dir == (tmp_path / "compute").resolve()
         assert _listening(emulator_port) and _listening(gateway_port)
         with pytest.raises(LocalAwsError, match="deploy"):
             aws.put_training_data([])
         with pytest.raises(LocalAwsError, match="already started"):
             aws.start()
-    assert attached() is None
-    assert sfn_seam.time_scale() == before
+    assert harness_context.current() is None and context.plane is None
     assert not _listening(emulator_port) and not _listening(gateway_port)
     aws.stop()  # a second stop does nothing
     with pytest.raises(LocalAwsError, match="not started"):
@@ -74,7 +72,7 @@ def test_an_interrupt_inside_the_block_still_stops_everything(tmp_path: Path) ->
     with pytest.raises(KeyboardInterrupt), aws:
         port = int(aws.endpoint_url.rsplit(":", 1)[1])
         raise KeyboardInterrupt
-    assert attached() is None and not _listening(port)
+    assert harness_context.current() is None and not _listening(port)
     # The process is free for the next stack (moto's state is process-wide).
     with LocalAws(LocalAwsOptions(work_dir=tmp_path)) as again:
         assert again.client("s3").list_buckets()["Buckets"] == []
@@ -90,7 +88,7 @@ def test_with_an_external_endpoint_nothing_is_embedded(tmp_path: Path) -> None:
             assert not aws.embedded
             assert aws.endpoint_url == elsewhere.endpoint_url
             assert [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]] == ["made-elsewhere"]
-            assert attached() is None
+            assert harness_context.current() is elsewhere.context and elsewhere.context.plane is None
             with pytest.raises(LocalAwsError, match="compute plane"):
                 aws.register_image()
             with pytest.raises(LocalAwsError, match="gateway"):
