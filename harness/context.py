@@ -20,18 +20,16 @@ is the guard that one embedded emulator runs per process (moto's state is proces
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import botocore.session
 
 from harness.compute.plane import ComputePlane
 from harness.faults import FaultBoard
 from harness.lambda_runtime import LambdaRuntime
-
-if TYPE_CHECKING:  # at run time harness.pipeline imports the seams, which import this module
-    from harness.pipeline.state import PipelineStates
 
 # Read when a context is made: the Step Functions time scale to start with (1.0 when unset).
 TIME_SCALE_ENV: Final = "MLOPS_SFN_TIME_SCALE"
@@ -73,6 +71,39 @@ class StepFunctionsTiming:
             with self._lock:
                 self._parameters[operation] = known
         return known
+
+
+class PipelineStates:
+    """The latest GetPipelineState answer of each pipeline, shared by the pipeline runner (writer,
+through harness.pipeline.state.state_listener) and the CodePipeline seam (reader)."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def publish(self, account_id: str, region: str, state: dict[str, Any]) -> None:
+        key = (account_id, region, str(state["pipelineName"]))
+        with self._lock:
+            previous = self._states.get(key)
+            merged = copy.deepcopy(state)
+            if previous is not None:
+                # A stage this execution has not reached keeps its last execution's state, as on AWS.
+                before = {stage["stageName"]: stage for stage in previous["stageStates"]}
+                merged["stageStates"] = [
+                    stage if "latestExecution" in stage else before.get(stage["stageName"], stage)
+                    for stage in merged["stageStates"]
+                ]
+                merged["created"] = previous["created"]
+            self._states[key] = merged
+
+    def get(self, account_id: str, region: str, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            state = self._states.get((account_id, region, name))
+            return copy.deepcopy(state) if state is not None else None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
 
 
 class HarnessContext:
@@ -134,8 +165,6 @@ class HarnessContext:
     # -- pipeline states -----------------------------------------------------------------------------
     def pipeline_states(self, account_id: str, region: str) -> PipelineStates:
         """The pipeline states of one account and region, kept on moto's CodePipeline backend."""
-        from harness.pipeline.state import states_in_backend  # at run time: harness.pipeline imports seams
-
         return states_in_backend(account_id, region)
 
     def close(self) -> None:
@@ -148,6 +177,24 @@ class HarnessContext:
                 lambdas, self._lambdas = self._lambdas, None
             if lambdas is not None:
                 lambdas.close()
+
+
+_BACKEND_ATTRIBUTE: Final = "harness_pipeline_states"
+_backend_lock = threading.Lock()
+
+
+def states_in_backend(account_id: str, region: str) -> PipelineStates:
+    """The pipeline states held by moto's CodePipeline backend for this account and region (moto's
+    reset makes new backends, and with them new, empty states)."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    backend = codepipeline_backends[account_id][region]
+    with _backend_lock:
+        states = getattr(backend, _BACKEND_ATTRIBUTE, None)
+        if not isinstance(states, PipelineStates):
+            states = PipelineStates()
+            setattr(backend, _BACKEND_ATTRIBUTE, states)
+        return states
 
 
 _guard = threading.Lock()

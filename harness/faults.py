@@ -134,6 +134,10 @@ class FaultBoard:
             timer.cancel()
 
     # -- hooks ---------------------------------------------------------------------------------------
+    def wrap(self, runtime: ContainerRuntime) -> ContainerRuntime:
+        """`runtime`, running what this board says in place of the image's `train` or `serve`."""
+        return FaultInjectingRuntime(runtime, self)
+
     def replacement(self, program: str) -> PythonProgram | None:
         """What to run instead of the image's `train` or `serve`, or None to run it."""
         with self._lock:

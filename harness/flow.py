@@ -72,6 +72,7 @@ from harness.pipeline import (
     deployed_pipeline,
     invoke_client,
     policy_named,
+    state_listener,
 )
 from harness.report import RunReport, write_report
 
@@ -358,7 +359,9 @@ class LocalFlow:
                 store,
                 options.work_dir / "pipeline",
                 events=self._events(),
-                state_listener=aws.context.pipeline_states(ACCOUNT_ID, REGION).listener(ACCOUNT_ID, REGION),
+                state_listener=state_listener(
+                    aws.context.pipeline_states(ACCOUNT_ID, REGION), ACCOUNT_ID, REGION
+                ),
             )
         except BaseException:
             self.stop()

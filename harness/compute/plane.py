@@ -11,8 +11,9 @@ the running emulator's context (harness/context.py):
     ...
     emulator.context.detach()        # stops every container and forgets the plane
 
-With `faults`, the runners run on a `FaultInjectingRuntime` around the runtime and get the board's
-hooks; `plane.runtime` stays the runtime itself (its own API, e.g. `ProcessRuntime.register`).
+With `faults` (a `PlaneFaults`: harness.faults.FaultBoard is one), the runners run on the runtime
+`faults.wrap(runtime)` gives and get its hooks; `plane.runtime` stays the runtime itself (its own
+API, e.g. `ProcessRuntime.register`). The plane knows nothing of which faults exist.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
-from harness.compute.runtime import ContainerRuntime, choose_runtime
+from harness.compute.runtime import ContainerProcess, ContainerRuntime
+from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
-from harness.faults import FaultBoard, FaultInjectingRuntime
 from harness.identity import FAKE_CREDENTIALS, REGION
 
 
@@ -47,6 +48,19 @@ def s3_client_factory(endpoint_url: str, region: str = REGION) -> Callable[[], A
     return make
 
 
+class PlaneFaults(Protocol):
+    """What a plane takes from a fault board: a runtime around its own, and two hooks."""
+
+    def wrap(self, runtime: ContainerRuntime) -> ContainerRuntime:
+        """The runtime the runners use instead of `runtime`."""
+
+    def corrupt_channels(self, data_dir: Path) -> None:
+        """Told of a training job's downloaded `input/data` folder before its container starts."""
+
+    def serving_started(self, process: ContainerProcess) -> None:
+        """Told of every serving container that went InService."""
+
+
 @dataclass
 class ComputePlane:
     runtime: ContainerRuntime
@@ -61,7 +75,7 @@ class ComputePlane:
         endpoint_url: str,
         work_dir: Path,
         endpoint_startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S,
-        faults: FaultBoard | None = None,
+        faults: PlaneFaults | None = None,
     ) -> ComputePlane:
         """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`), with
         the faults `faults` switches on (none without it)."""
@@ -71,7 +85,7 @@ class ComputePlane:
         work_dir = work_dir.resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
         s3 = s3_client_factory(endpoint_url)
-        runs: ContainerRuntime = chosen if faults is None else FaultInjectingRuntime(chosen, faults)
+        runs = chosen if faults is None else faults.wrap(chosen)
         return cls(
             runtime=chosen,
             work_dir=work_dir,

@@ -16,7 +16,7 @@ A success with a continuationToken ends that job; the runner starts the next job
 with the token in `data.continuationToken`, as CodePipeline does.
 
 GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs, the
-`PipelineStates` held by the same backend (`harness.pipeline.state.states_in_backend`; the runner
+`PipelineStates` held by the same backend (`harness.context.states_in_backend`; the runner
 publishes there through its `state_listener`):
 the register-model Lambda reads who approved from the Approve stage's latest execution. A pipeline
 the runner has not run answers PipelineNotFoundException, as AWS does for an unknown name.
@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
+
+from harness.context import states_in_backend
 
 ACTIVE = ("Created", "Dispatched", "InProgress")
 FINISHED = ("Succeeded", "Failed")
@@ -384,9 +386,6 @@ def put_job_failure_result(self: Any) -> str:
 
 
 def get_pipeline_state(self: Any) -> str:
-    # Imported here: harness.pipeline's package imports this seam (through lambda_action).
-    from harness.pipeline.state import states_in_backend
-
     name = str(_required(self, "name"))
     state = states_in_backend(self.current_account, self.region).get(self.current_account, self.region, name)
     if state is None:
