@@ -4,7 +4,10 @@
 execution on *before* any state machine exists (moto reads the switch per request and keeps machines
 created before it in another backend), installs the harness's seams (see `harness.seams`), and stops
 cleanly. Only one embedded emulator may run per process: moto's backends and the `MOTO_PORT` variable
-that Step Functions uses to call back into the server are process-wide.
+that Step Functions uses to call back into the server are process-wide. A started emulator owns a
+`HarnessContext` (harness/context.py: compute plane, Lambda runtime, faults, Step Functions timing,
+pipeline states), which its seams read; stopping it closes the context and resets moto's state, so
+the next emulator in this process finds nothing of this one.
 
 `ExternalEmulator` names an endpoint that someone else runs (`--endpoint-url`); nothing is started.
 """
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -21,16 +23,21 @@ from typing import Protocol
 import boto3
 from botocore.config import Config
 
-# The region and fake credentials every harness client uses; moto accepts any credentials.
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+from harness.context import HarnessContext, claim, release
+from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
+
+__all__ = [
+    "ACCOUNT_ID",
+    "FAKE_CREDENTIALS",
+    "REGION",
+    "EmbeddedEmulator",
+    "Emulator",
+    "ExternalEmulator",
+    "client_config",
+]
 
 # moto's Step Functions engine calls back into the server at localhost:$MOTO_PORT.
 MOTO_PORT_ENV = "MOTO_PORT"
-
-_running_lock = threading.Lock()
-_running: EmbeddedEmulator | None = None
 
 
 class Emulator(Protocol):
@@ -67,6 +74,14 @@ class EmbeddedEmulator:
         self._install_seams = install_seams
         self._server: object | None = None
         self._port: int | None = None
+        self._context: HarnessContext | None = None
+
+    @property
+    def context(self) -> HarnessContext:
+        """What this emulator's seams read while it runs (a new one per start)."""
+        if self._context is None:
+            raise RuntimeError("the emulator is not started")
+        return self._context
 
     @property
     def port(self) -> int:
@@ -85,17 +100,14 @@ class EmbeddedEmulator:
         return self.session().client(service, endpoint_url=self.endpoint_url, config=client_config())
 
     def start(self) -> EmbeddedEmulator:
-        global _running
         from moto.core.config import default_user_config
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-        with _running_lock:
-            if _running is not None:
-                raise RuntimeError(
-                    f"an embedded emulator already runs in this process at {_running.endpoint_url}; "
-                    "moto's state is process-wide, so run a second harness in its own process"
-                )
-            _running = self
+        if self._context is not None:
+            raise RuntimeError(f"this emulator already runs at {self.endpoint_url}")
+        context = HarnessContext()
+        claim(context)  # refuses while another embedded emulator runs in this process
+        self._context = context
         try:
             # Before the first request: Step Functions reads this switch per request.
             default_user_config["stepfunctions"] = {"execute_state_machine": True}
@@ -110,27 +122,32 @@ class EmbeddedEmulator:
             self._server = server
             self._port = int(server.get_host_and_port()[1])
             os.environ[MOTO_PORT_ENV] = str(self._port)
+            context.open(self.endpoint_url)
         except BaseException:
-            with _running_lock:
-                _running = None
+            self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        global _running
-        server = self._server
-        self._server = None
-        if server is not None:
-            server.stop()  # type: ignore[attr-defined]
-            # Drop every backend's state, so the next emulator in this process starts empty.
-            from moto.moto_api._internal.models import moto_api_backend
+        """Closes the context (containers, Lambda workers, faults), stops the server and resets moto's
+        state (pipeline states and jobs included); safe to call twice."""
+        server, self._server = self._server, None
+        context, self._context = self._context, None
+        try:
+            if context is not None:
+                context.close()
+        finally:
+            if server is not None:
+                server.stop()  # type: ignore[attr-defined]
+                # Drop every backend's state, so the next emulator in this process starts empty.
+                from moto.moto_api._internal.models import moto_api_backend
 
-            moto_api_backend.reset()
-        if os.environ.get(MOTO_PORT_ENV) == str(self._port):
-            del os.environ[MOTO_PORT_ENV]
-        with _running_lock:
-            if _running is self:
-                _running = None
+                moto_api_backend.reset()
+            if self._port is not None and os.environ.get(MOTO_PORT_ENV) == str(self._port):
+                del os.environ[MOTO_PORT_ENV]
+            self._port = None
+            if context is not None:
+                release(context)
 
     def __enter__(self) -> EmbeddedEmulator:
         return self.start()

@@ -1,23 +1,25 @@
-"""Injected faults: the one place that says what should go wrong, read by the runtimes' hooks.
+"""Injected faults: the one place that says what should go wrong, and the wrappers that make it so.
 
-The scenario harness (harness/scenarios/adapter.py) switches faults on in `ACTIVE`, the process-wide
-board (one embedded emulator, compute plane and Lambda runtime per process), and clears it when the
-scenario ends. Each fault acts on a real process, never on a faked answer:
+Each running harness has its own `FaultBoard` (`harness.context.HarnessContext.faults`); the scenario
+harness (harness/scenarios/adapter.py) switches faults on there and clears it when the scenario ends.
+The production code paths know nothing of faults: the board acts through wrappers and hooks that the
+compute plane and the Lambda runtime take when they are built (`ComputePlane.create(faults=...)`,
+`LambdaRuntime(error_for=...)`). Each fault acts on a real process, never on a faked answer:
 
 - `fail_training(reason, exit_code)`: the training container runs a small program instead of `train`
   that writes `reason` to /opt/ml/output/failure and exits with `exit_code`, as a crashing algorithm
-  does (hook: `replacement("train")`, in harness/compute/process.py and docker.py).
+  does (`FaultInjectingRuntime`, which wraps the container runtime).
 - `corrupt_data(problem)`: the training job's input channels are rewritten after the download, before
   the container starts (S3 keeps the good data): `missing_header` drops the `Query,Intent` header line,
   `empty` truncates each file, `single_intent` keeps the rows of one intent only
-  (hook: `corrupt_channels`, in harness/compute/training.py).
+  (`corrupt_channels`, the training runner's `prepare_input` hook).
 - `unhealthy_server()`: the serving container runs a server that accepts connections on its port and
-  never answers, so `GET /ping` never passes (hook: `replacement("serve")`).
+  never answers, so `GET /ping` never passes (`FaultInjectingRuntime`).
 - `raise_in_lambda(function_name, message)`: the named function's worker process raises
-  `RuntimeError(message)` where its handler would run (hook: `lambda_error`, in
-  harness/lambda_runtime/runtime.py, which passes it to bootstrap.py in the invocation request).
+  `RuntimeError(message)` where its handler would run (`lambda_error`, the Lambda runtime's
+  `error_for` hook, which passes it to bootstrap.py in the invocation request).
 - `kill_server_after(after_s)`: each serving container that goes InService from now on is sent
-  SIGTERM `after_s` seconds later (hook: `serving_started`, in harness/compute/endpoints.py).
+  SIGTERM `after_s` seconds later (`serving_started`, the endpoint manager's `on_in_service` hook).
 
 Replacement programs are Python source run by the image's own interpreter (`python -c CODE ARGS...`),
 using only the standard library and SageMaker's container contract (SAGEMAKER_BASE_DIR, else /opt/ml;
@@ -30,9 +32,16 @@ import csv
 import io
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, Protocol
+
+from harness.compute.runtime import (
+    ContainerProcess,
+    ContainerRuntime,
+    PythonProgram,
+    ResolvedImage,
+    ServingContainer,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -65,14 +74,6 @@ while True:
 """
 
 
-@dataclass(frozen=True)
-class Replacement:
-    """A program run instead of the image's `train` or `serve`: `python -c code *args`."""
-
-    code: str
-    args: tuple[str, ...] = ()
-
-
 class Stoppable(Protocol):
     """What `serving_started` needs of a serving container (harness.compute.runtime.ContainerProcess)."""
 
@@ -86,7 +87,7 @@ class FaultBoard:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._replacements: dict[str, Replacement] = {}
+        self._replacements: dict[str, PythonProgram] = {}
         self._data_problem: DataProblem | None = None
         self._lambda_errors: dict[str, str] = {}
         self._kill_after_s: float | None = None
@@ -97,7 +98,7 @@ class FaultBoard:
         if not 1 <= exit_code <= 255:
             raise ValueError(f"a failing exit code is 1..255, got {exit_code}")
         with self._lock:
-            self._replacements["train"] = Replacement(_FAILING_TRAIN, (reason, str(exit_code)))
+            self._replacements["train"] = PythonProgram(_FAILING_TRAIN, (reason, str(exit_code)))
 
     def corrupt_data(self, problem: DataProblem) -> None:
         if problem not in DATA_PROBLEMS:
@@ -107,7 +108,7 @@ class FaultBoard:
 
     def unhealthy_server(self) -> None:
         with self._lock:
-            self._replacements["serve"] = Replacement(_SILENT_SERVE)
+            self._replacements["serve"] = PythonProgram(_SILENT_SERVE)
 
     def raise_in_lambda(self, function_name: str, message: str) -> None:
         if not function_name:
@@ -133,7 +134,11 @@ class FaultBoard:
             timer.cancel()
 
     # -- hooks ---------------------------------------------------------------------------------------
-    def replacement(self, program: str) -> Replacement | None:
+    def wrap(self, runtime: ContainerRuntime) -> ContainerRuntime:
+        """`runtime`, running what this board says in place of the image's `train` or `serve`."""
+        return FaultInjectingRuntime(runtime, self)
+
+    def replacement(self, program: str) -> PythonProgram | None:
         """What to run instead of the image's `train` or `serve`, or None to run it."""
         with self._lock:
             return self._replacements.get(program)
@@ -189,5 +194,39 @@ def _corrupted(text: str, problem: DataProblem) -> str:
     return buffer.getvalue()
 
 
-# The process-wide board the hooks read.
-ACTIVE: Final = FaultBoard()
+class FaultInjectingRuntime(ContainerRuntime):
+    """A container runtime that runs what `board` says in place of the image's `train` or `serve`,
+    and otherwise hands every call to `inner` unchanged."""
+
+    def __init__(self, inner: ContainerRuntime, board: FaultBoard) -> None:
+        self.inner = inner
+        self.board = board
+        self.name = inner.name
+
+    def available(self) -> bool:
+        return self.inner.available()
+
+    def resolve(self, image_uri: str) -> ResolvedImage:
+        return self.inner.resolve(image_uri)
+
+    def start_training(
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
+    ) -> ContainerProcess:
+        program = self.board.replacement("train") or program
+        return self.inner.start_training(image, base_dir, log_path, environment, program)
+
+    def start_serving(
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
+    ) -> ServingContainer:
+        program = self.board.replacement("serve") or program
+        return self.inner.start_serving(image, base_dir, log_path, environment, program)

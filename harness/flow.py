@@ -56,7 +56,6 @@ from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
 from harness.local import DataObject, LocalAws, LocalAwsOptions
 from harness.pipeline import (
-    PIPELINE_STATES,
     ApprovalPolicy,
     ArtifactStore,
     DockerImageBuild,
@@ -74,6 +73,7 @@ from harness.pipeline import (
     deployed_pipeline,
     invoke_client,
     policy_named,
+    state_listener,
 )
 from harness.report import RunReport, write_report
 
@@ -370,7 +370,9 @@ class LocalFlow:
                 store,
                 options.work_dir / "pipeline",
                 events=self._events(),
-                state_listener=PIPELINE_STATES.listener(ACCOUNT_ID, REGION),
+                state_listener=state_listener(
+                    aws.context.pipeline_states(ACCOUNT_ID, REGION), ACCOUNT_ID, REGION
+                ),
             )
         except BaseException:
             self.stop()
@@ -426,7 +428,6 @@ class LocalFlow:
         finally:
             if registry is not None:
                 registry.stop()
-            PIPELINE_STATES.clear()
 
     def __enter__(self) -> LocalFlow:
         return self.start()

@@ -48,7 +48,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
-from harness.emulator import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
+from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
 
 logger = logging.getLogger(__name__)
 

@@ -3,17 +3,17 @@
 It composes the parts that exist; it re-implements none of them:
 
 1. the control plane: `harness.emulator.EmbeddedEmulator` (moto with the seams installed), or an
-   external AWS-compatible endpoint;
-2. the Step Functions time scale (`harness.seams.stepfunctions.set_time_scale`);
-3. the compute plane: `harness.compute.ComputePlane` on the chosen runtime, attached so that the
-   SageMaker seams run real training jobs and endpoints;
-4. the Lambda runtime: `harness.lambda_runtime.default_runtime()`, whose handlers call the emulator
-   (it finds it through `MOTO_PORT`, which the emulator sets);
-5. the local API Gateway: `harness.gateway.ApiGateway` on a free loopback port.
+   external AWS-compatible endpoint. The embedded emulator owns the run's `HarnessContext`
+   (harness/context.py): the Lambda runtime whose handlers call it, the fault board (`faults`), the
+   Step Functions time scale (set from the options) and the pipeline states;
+2. the compute plane: `harness.compute.plane.ComputePlane` on the chosen runtime, with the context's
+   faults, attached to the context so that the SageMaker seams run real training jobs and endpoints;
+3. the local API Gateway: `harness.gateway.ApiGateway` on a free loopback port.
 
 `stop()` undoes them in the reverse order (gateway, compute plane: every endpoint server and training
-container, Lambda workers, emulator, time scale), is idempotent, and keeps going when one step fails
-or is interrupted (the first interruption is raised again at the end).
+container, emulator: Lambda workers, faults and moto's state), is idempotent, and keeps going when
+one step fails or is interrupted (the first interruption is raised again at the end). A second
+`LocalAws` started after it in the same process finds nothing of the first.
 
 Then the helpers the pipeline runner and the scenarios need: `deploy()` (the deployer's own code and
 files), `put_training_data()`, `register_image()` / `docker_image()`, `write_build_record()`,
@@ -54,16 +54,16 @@ from deployer import compile as compiler
 from deployer import deploy as deployment
 from deployer.client import AwsClient
 from deployer.lambdas.start_training import data_version
-from harness import faults
-from harness.compute import ComputePlane, attach, detach
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
+from harness.compute.plane import ComputePlane
 from harness.compute.process import ProcessRuntime
 from harness.compute.training_cache import TrainingCache, reused_from
+from harness.context import HarnessContext
 from harness.datasets import Example, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
+from harness.faults import FaultBoard
 from harness.gateway import ApiGateway
-from harness.lambda_runtime import default_runtime
-from harness.seams import stepfunctions as sfn_seam
+from harness.lambda_runtime import LambdaRuntime
 
 LOG = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LocalAwsOptions:
     # "docker" (the built image, run by its id) or "auto" (docker when an engine answers, else process).
     runtime: str = "process"
     # Multiplies every Wait state, Retry interval and `.sync` poll of Step Functions: 0.01 turns the
-    # state machine's 30 s endpoint poll into 0.3 s; 1.0 is real time. None keeps the seam's own
+    # state machine's 30 s endpoint poll into 0.3 s; 1.0 is real time. None keeps the emulator's own
     # setting (MLOPS_SFN_TIME_SCALE, else 1.0); a number overrides that variable while the stack runs.
     time_scale: float | None = 0.01
     # How long a new endpoint may take to answer /ping before it goes Failed.
@@ -273,24 +273,20 @@ class LocalAws:
         emulator = EmbeddedEmulator().start()
         self._emulator = emulator
         self._undo.append(("emulator", emulator.stop))
+        context = emulator.context
         if options.time_scale is not None:
-            previous_scale = sfn_seam.time_scale()
-            sfn_seam.set_time_scale(options.time_scale)
-            self._undo.append(("time scale", lambda: sfn_seam.set_time_scale(previous_scale)))
+            context.step_functions.set_scale(options.time_scale)
         plane = ComputePlane.create(
             options.runtime,
             emulator.endpoint_url,
             options.work_dir / "compute",
             endpoint_startup_limit_s=options.endpoint_startup_limit_s,
+            faults=context.faults,
             training_cache=None if options.training_cache is None else TrainingCache(options.training_cache),
-            # An injected training fault must meet a real run of the container, not a cached one.
-            cache_bypass=lambda: faults.ACTIVE.replacement("train") is not None,
         )
-        attach(plane)
+        context.attach(plane)
         self._plane = plane
-        self._undo.append(("compute plane", detach))
-        lambdas = default_runtime()
-        self._undo.append(("lambda workers", lambdas.close))
+        self._undo.append(("compute plane", context.detach))
         gateway = ApiGateway(emulator.endpoint_url).start()
         self._gateway = gateway
         self._undo.append(("api gateway", gateway.stop))
@@ -337,6 +333,24 @@ class LocalAws:
     @property
     def embedded(self) -> bool:
         return isinstance(self._emulator, EmbeddedEmulator)
+
+    @property
+    def context(self) -> HarnessContext:
+        """The embedded emulator's context (compute plane, Lambda runtime, faults, timing, states)."""
+        emulator = self._require_emulator()
+        if not isinstance(emulator, EmbeddedEmulator):
+            raise LocalAwsError("no harness context: the stack runs an external endpoint")
+        return emulator.context
+
+    @property
+    def faults(self) -> FaultBoard:
+        """The faults switched on for this stack (harness/faults.py)."""
+        return self.context.faults
+
+    @property
+    def lambdas(self) -> LambdaRuntime:
+        """The Lambda runtime that runs this stack's functions (and keeps their invocations)."""
+        return self.context.lambdas
 
     @property
     def plane(self) -> ComputePlane:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): sets up .venv, starts a Docker engine with the offline base
-# image, runs the linters (ruff, mypy, cfn-lint), the whole pytest suite (Docker-marked tests included),
+# image, runs the linters (ruff, mypy, import-linter, cfn-lint), the whole pytest suite (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
 # At the end (also on failure) it prints the seconds each phase took.
 #
@@ -43,6 +43,7 @@ fi
 phase "lint"
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
 fi

@@ -9,6 +9,7 @@ directory only when complete (weights, tokenizer, labels, manifest, ONNX export,
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import random
@@ -53,8 +54,10 @@ from byoc.modeling import (  # noqa: E402
 from byoc.onnx_export import export_onnx  # noqa: E402
 from byoc.onnx_inference import OnnxPredictor  # noqa: E402
 from byoc.predictor import Predictor  # noqa: E402
+from byoc.stopping import StopFlag  # noqa: E402
 from byoc.torch_inference import TorchPredictor  # noqa: E402
-from byoc.training import StopFlag, log  # noqa: E402
+
+log = logging.getLogger("byoc.train")  # the train program's logger (byoc.training)
 
 IGNORE_INDEX = -100
 WARMUP_FRACTION = 0.1

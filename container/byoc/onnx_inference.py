@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from byoc.artifacts import ONNX_FILE, PromptCodec, load_codec
 from byoc.errors import ModelLoadError
-from byoc.predictor import Prediction
+from byoc.prediction import Prediction
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"

@@ -15,24 +15,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from byoc.artifacts import ONNX_FILE
 from byoc.environment import BACKEND_ENV
 from byoc.errors import ModelLoadError
+from byoc.prediction import Prediction
+
+__all__ = ["BACKENDS", "Prediction", "Predictor", "load_predictor", "resolve_backend"]
 
 BACKENDS = ("onnx", "torch")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One answer: the intent when the generated text is a known label (else None), and that text."""
-
-    query: str
-    intent: str | None
-    generated_text: str
 
 
 class Predictor(Protocol):

@@ -21,7 +21,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 from byoc.artifacts import CONFIG_FILE, WEIGHTS_FILE, PromptCodec, load_codec  # noqa: E402
 from byoc.errors import ModelLoadError  # noqa: E402
 from byoc.modeling import limit_cpu_threads  # noqa: E402
-from byoc.predictor import Prediction  # noqa: E402
+from byoc.prediction import Prediction  # noqa: E402
 
 
 def greedy_generate(

@@ -19,7 +19,6 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from types import FrameType
@@ -29,22 +28,11 @@ from byoc import environment
 from byoc.data import Dataset, load_dataset
 from byoc.errors import EXIT_OK, TrainingStopped, UserError, exit_code, failure_reason, write_failure
 from byoc.hyperparameters import parse_hyperparameters
+from byoc.stopping import StopFlag
+
+__all__ = ["StopFlag", "main", "run"]
 
 log = logging.getLogger("byoc.train")
-
-
-class StopFlag:
-    """Set by SIGTERM; the training loop checks it between steps."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def check(self, where: str) -> None:
-        if self._event.is_set():
-            raise TrainingStopped(f"SIGTERM received; training stopped {where}; no model was written")
 
 
 def run(contract: environment.Paths, stop: StopFlag) -> dict[str, Any]:

@@ -1,14 +1,9 @@
 """The compute plane: what really runs the work that the emulator only records.
 
-- runtime.py: the container runtime interface and its explicit table (`docker`, `process`, `auto`);
-- docker.py, process.py: the two runtimes;
+- runtime.py: the container runtime interface;
+- docker.py, process.py: the two runtimes; runtimes.py: their explicit table (`docker`, `process`, `auto`);
 - training.py: SageMaker training jobs (download channels, run `train`, upload the model);
 - endpoints.py: SageMaker endpoints (`serve` behind a name, zero-drop updates, invocations);
 - s3io.py: S3 transfers as SageMaker's agents make them;
-- plane.py: `ComputePlane` and the process-wide `attach`/`detach`/`attached` the seams read.
+- plane.py: `ComputePlane`, which the running emulator's context (harness/context.py) attaches.
 """
-
-from harness.compute.plane import ComputePlane, attach, attached, detach
-from harness.compute.runtime import RUNTIMES, ContainerRuntime, choose_runtime
-
-__all__ = ["RUNTIMES", "ComputePlane", "ContainerRuntime", "attach", "attached", "choose_runtime", "detach"]

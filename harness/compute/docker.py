@@ -18,12 +18,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from harness import faults
 from harness.compute.runtime import (
     CONTAINER_PORT,
     ContainerProcess,
     ContainerRuntime,
     ImageNotFound,
+    PythonProgram,
     ResolvedImage,
     ServingContainer,
     digest_of,
@@ -76,12 +76,11 @@ class DockerRuntime(ContainerRuntime):
         run_args: list[str],
         log_path: Path,
         environment: dict[str, str],
+        replacement: PythonProgram | None,
     ) -> ContainerProcess:
         name = f"mlops-{program}-{uuid.uuid4().hex[:12]}"
         env_args = [arg for key, value in sorted(environment.items()) for arg in ("-e", f"{key}={value}")]
         command = ["docker", "run", "--rm", "--name", name, *run_args, *env_args, image.reference, program]
-        # Fault hook (harness/faults.py): an injected fault runs another program in the container's place.
-        replacement = faults.ACTIVE.replacement(program)
         if replacement is not None:
             entry = ["--entrypoint", "python3", image.reference, "-c", replacement.code, *replacement.args]
             command = ["docker", "run", "--rm", "--name", name, *run_args, *env_args, *entry]
@@ -98,16 +97,26 @@ class DockerRuntime(ContainerRuntime):
         return ContainerProcess(popen, log_path, log, cleanup=remove_container)
 
     def start_training(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ContainerProcess:
         mount = f"{base_dir.resolve()}:/opt/ml"
-        return self._run(image, "train", ["--network", "none", "-v", mount], log_path, environment)
+        return self._run(image, "train", ["--network", "none", "-v", mount], log_path, environment, program)
 
     def start_serving(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ServingContainer:
         port = free_port()
         mount = f"{base_dir.resolve()}:/opt/ml"
         publish = f"127.0.0.1:{port}:{CONTAINER_PORT}"
-        process = self._run(image, "serve", ["-p", publish, "-v", mount], log_path, environment)
+        process = self._run(image, "serve", ["-p", publish, "-v", mount], log_path, environment, program)
         return ServingContainer(process=process, url=f"http://127.0.0.1:{port}")

@@ -30,8 +30,7 @@ from typing import Any
 
 import requests
 
-from harness import faults
-from harness.compute.runtime import ContainerRuntime, ServingContainer
+from harness.compute.runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.s3io import S3Uri, download_and_unpack
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +130,8 @@ class EndpointManager:
     s3_client: Callable[[], Any]
     work_dir: Path
     startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S
+    # Told of every serving container that went InService (e.g. a fault that stops it later).
+    on_in_service: Callable[[ContainerProcess], None] | None = None
     _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -277,8 +278,8 @@ class EndpointManager:
                 replica.serving.process.stop(_STOP_GRACE_S)
             return
         LOG.info("endpoint %s InService with %s", key[2], target.config_name)
-        if replica is not None:  # fault hook (harness/faults.py): a server that dies some time later
-            faults.ACTIVE.serving_started(replica.serving.process)
+        if replica is not None and self.on_in_service is not None:
+            self.on_in_service(replica.serving.process)
         if old is not None:
             old.drain_and_stop()
 

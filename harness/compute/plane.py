@@ -1,38 +1,37 @@
-"""The compute plane, and how the seams find it.
+"""The compute plane: what runs the work that the emulator only records.
 
-`ComputePlane` bundles what runs the work that the emulator only records: one container runtime,
-the training job runner and the endpoint manager, a work directory for their `/opt/ml` trees and
-logs, and an S3 client factory pointed at the emulator.
+`ComputePlane` bundles one container runtime, the training job runner and the endpoint manager, a
+work directory for their `/opt/ml` trees and logs, and an S3 client factory pointed at the emulator.
 
-The seams (harness/seams/sagemaker.py, harness/seams/stepfunctions.py) run inside moto's request
-threads and cannot be handed objects, so the harness registers the plane once, process-wide:
+The seams (harness/seams/sagemaker.py) run inside moto's request threads; they find the plane through
+the running emulator's context (harness/context.py):
 
-    plane = ComputePlane.create(runtime="process", endpoint_url=emulator.endpoint_url, work_dir=...)
-    attach(plane)        # from now on CreateTrainingJob, CreateEndpoint, ... run for real
+    plane = ComputePlane.create("process", emulator.endpoint_url, work_dir, faults=context.faults)
+    emulator.context.attach(plane)   # from now on CreateTrainingJob, CreateEndpoint, ... run for real
     ...
-    detach()             # stops every container and forgets the plane
+    emulator.context.detach()        # stops every container and forgets the plane
 
-`attached()` is what a seam reads. While no plane is attached the SageMaker seams leave moto's own
-behaviour in place (metadata only: jobs Completed at once, canned invocation bodies), which is what
-tests of other parts that never train anything get.
+With `faults` (a `PlaneFaults`: harness.faults.FaultBoard is one), the runners run on the runtime
+`faults.wrap(runtime)` gives and get its hooks; `plane.runtime` stays the runtime itself (its own
+API, e.g. `ProcessRuntime.register`). The plane knows nothing of which faults exist.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
-from harness.compute.runtime import ContainerRuntime, choose_runtime
+from harness.compute.runtime import ContainerProcess, ContainerRuntime
+from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache
-from harness.emulator import FAKE_CREDENTIALS, REGION
+from harness.identity import FAKE_CREDENTIALS, REGION
 
 
 def s3_client_factory(endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
@@ -50,6 +49,19 @@ def s3_client_factory(endpoint_url: str, region: str = REGION) -> Callable[[], A
     return make
 
 
+class PlaneFaults(Protocol):
+    """What a plane takes from a fault board: a runtime around its own, and two hooks."""
+
+    def wrap(self, runtime: ContainerRuntime) -> ContainerRuntime:
+        """The runtime the runners use instead of `runtime`."""
+
+    def corrupt_channels(self, data_dir: Path) -> None:
+        """Told of a training job's downloaded `input/data` folder before its container starts."""
+
+    def serving_started(self, process: ContainerProcess) -> None:
+        """Told of every serving container that went InService."""
+
+
 @dataclass
 class ComputePlane:
     runtime: ContainerRuntime
@@ -64,25 +76,36 @@ class ComputePlane:
         endpoint_url: str,
         work_dir: Path,
         endpoint_startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S,
+        faults: PlaneFaults | None = None,
         training_cache: TrainingCache | None = None,
-        cache_bypass: Callable[[], bool] = lambda: False,
     ) -> ComputePlane:
-        """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`).
-        With `training_cache`, training jobs reuse earlier runs (harness.compute.training_cache),
-        except while `cache_bypass()` is true."""
+        """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`), with
+        the faults `faults` switches on (none without it). With `training_cache`, a training job reuses
+        an earlier run's model (harness.compute.training_cache); the faults wrap the cache, so a
+        replaced `train` always runs."""
         chosen = choose_runtime(runtime) if isinstance(runtime, str) else runtime
-        trainer = chosen if training_cache is None else CachingRuntime(chosen, training_cache, cache_bypass)
         if endpoint_startup_limit_s <= 0:
             raise ValueError(f"endpoint_startup_limit_s must be positive, got {endpoint_startup_limit_s}")
         work_dir = work_dir.resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
         s3 = s3_client_factory(endpoint_url)
+        cached = chosen if training_cache is None else CachingRuntime(chosen, training_cache)
+        runs = cached if faults is None else faults.wrap(cached)
         return cls(
             runtime=chosen,
             work_dir=work_dir,
-            training=TrainingJobRunner(runtime=trainer, s3_client=s3, work_dir=work_dir),
+            training=TrainingJobRunner(
+                runtime=runs,
+                s3_client=s3,
+                work_dir=work_dir,
+                prepare_input=faults.corrupt_channels if faults is not None else None,
+            ),
             endpoints=EndpointManager(
-                runtime=chosen, s3_client=s3, work_dir=work_dir, startup_limit_s=endpoint_startup_limit_s
+                runtime=runs,
+                s3_client=s3,
+                work_dir=work_dir,
+                startup_limit_s=endpoint_startup_limit_s,
+                on_in_service=faults.serving_started if faults is not None else None,
             ),
         )
 
@@ -90,30 +113,3 @@ class ComputePlane:
         """Stops every training container and every endpoint container."""
         self.training.stop_all()
         self.endpoints.shutdown()
-
-
-_lock = threading.Lock()
-_attached: ComputePlane | None = None
-
-
-def attach(plane: ComputePlane) -> None:
-    """Makes `plane` the one the seams use. Only one plane is attached at a time."""
-    global _attached
-    with _lock:
-        if _attached is not None and _attached is not plane:
-            raise RuntimeError("a compute plane is already attached; detach() it first")
-        _attached = plane
-
-
-def detach() -> None:
-    """Shuts the attached plane down (if any) and forgets it."""
-    global _attached
-    with _lock:
-        plane, _attached = _attached, None
-    if plane is not None:
-        plane.shutdown()
-
-
-def attached() -> ComputePlane | None:
-    with _lock:
-        return _attached

@@ -20,13 +20,13 @@ import sys
 import threading
 from pathlib import Path
 
-from harness import faults
 from harness.compute.runtime import (
     BASE_DIR_ENV,
     BIND_PORT_ENV,
     ContainerProcess,
     ContainerRuntime,
     ImageNotFound,
+    PythonProgram,
     ResolvedImage,
     ServingContainer,
     child_environment,
@@ -95,15 +95,19 @@ class ProcessRuntime(ContainerRuntime):
         return ResolvedImage(digest=digest, reference=str(tree))
 
     def _start(
-        self, image: ResolvedImage, program: str, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        program: str,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        replacement: PythonProgram | None,
     ) -> ContainerProcess:
         tree = Path(image.reference)
         env = child_environment(
             {**environment, BASE_DIR_ENV: str(base_dir), "PYTHONPATH": str(tree / "container")}
         )
         command = [self._python, str(tree / "container" / program)]
-        # Fault hook (harness/faults.py): an injected fault runs another program in the container's place.
-        replacement = faults.ACTIVE.replacement(program)
         if replacement is not None:
             command = [self._python, "-c", replacement.code, *replacement.args]
         log = open_log(log_path)
@@ -123,13 +127,24 @@ class ProcessRuntime(ContainerRuntime):
         return ContainerProcess(popen, log_path, log)
 
     def start_training(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ContainerProcess:
-        return self._start(image, "train", base_dir, log_path, environment)
+        return self._start(image, "train", base_dir, log_path, environment, program)
 
     def start_serving(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ServingContainer:
         port = free_port()
-        process = self._start(image, "serve", base_dir, log_path, {**environment, BIND_PORT_ENV: str(port)})
+        serving_env = {**environment, BIND_PORT_ENV: str(port)}
+        process = self._start(image, "serve", base_dir, log_path, serving_env, program)
         return ServingContainer(process=process, url=f"http://127.0.0.1:{port}")

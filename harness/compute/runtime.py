@@ -11,8 +11,8 @@ An image is named the way SageMaker names it, by a URI (`<registry>/<repo>@sha25
 `<registry>/<repo>:<tag>`); `resolve()` turns it into what the runtime runs, or raises
 `ImageNotFound` with a reason a person can act on.
 
-Runtimes (`RUNTIMES`): `docker` (harness/compute/docker.py) and `process`
-(harness/compute/process.py). `auto` picks `docker` when an engine answers, else `process`.
+The runtimes themselves (`docker`, `process`) and the table that names them are in
+harness/compute/runtimes.py, above this module: they import it, it imports none of them.
 """
 
 from __future__ import annotations
@@ -56,6 +56,15 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class PythonProgram:
+    """A program run in an image instead of its `train` or `serve`: `python -c code *args`, with the
+    image's own interpreter (as `docker run --entrypoint python3 IMAGE -c ...` does)."""
+
+    code: str
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,15 +164,27 @@ class ContainerRuntime(abc.ABC):
 
     @abc.abstractmethod
     def start_training(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ContainerProcess:
-        """Starts `train` with `base_dir` as /opt/ml and no network (where the runtime can enforce it)."""
+        """Starts `train` (or `program` in its place) with `base_dir` as /opt/ml and no network (where
+        the runtime can enforce it)."""
 
     @abc.abstractmethod
     def start_serving(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ServingContainer:
-        """Starts `serve` with `base_dir/model` as /opt/ml/model, on a loopback port."""
+        """Starts `serve` (or `program` in its place) with `base_dir/model` as /opt/ml/model, on a
+        loopback port."""
 
 
 def open_log(log_path: Path) -> IO[bytes]:
@@ -176,44 +197,3 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
     (a SageMaker container gets none), plus `extra`."""
     inherited = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "MOTO_"))}
     return {**inherited, **extra}
-
-
-def choose_runtime(
-    name: str, runtimes: dict[str, Callable[[], ContainerRuntime]] | None = None
-) -> ContainerRuntime:
-    """The runtime called `name` from the table, or for `auto` the first available of docker, process.
-
-    Raises ValueError for an unknown name and RuntimeUnavailable when the named one cannot run here.
-    """
-    table = RUNTIMES if runtimes is None else runtimes
-    if name == "auto":
-        for candidate in ("docker", "process"):
-            runtime = table[candidate]()
-            if runtime.available():
-                return runtime
-        raise RuntimeUnavailable("no container runtime is available (neither docker nor process)")
-    if name not in table:
-        raise ValueError(f"unknown container runtime {name!r}; expected auto or one of {', '.join(table)}")
-    runtime = table[name]()
-    if not runtime.available():
-        raise RuntimeUnavailable(f"the {name} container runtime is not available on this machine")
-    return runtime
-
-
-def _docker_runtime() -> ContainerRuntime:
-    from harness.compute.docker import DockerRuntime
-
-    return DockerRuntime()
-
-
-def _process_runtime() -> ContainerRuntime:
-    from harness.compute.process import ProcessRuntime
-
-    return ProcessRuntime()
-
-
-# Explicit registration: name -> factory.
-RUNTIMES: dict[str, Callable[[], ContainerRuntime]] = {
-    "docker": _docker_runtime,
-    "process": _process_runtime,
-}

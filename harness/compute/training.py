@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import faults
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
 
@@ -220,8 +219,16 @@ class _Stopped(Exception):
 class TrainingJob:
     """One training job run by the harness."""
 
-    def __init__(self, spec: TrainingJobSpec, job_dir: Path, runtime: ContainerRuntime, s3: Any) -> None:
+    def __init__(
+        self,
+        spec: TrainingJobSpec,
+        job_dir: Path,
+        runtime: ContainerRuntime,
+        s3: Any,
+        prepare_input: Callable[[Path], None] | None = None,
+    ) -> None:
         self.spec = spec
+        self._prepare_input = prepare_input
         self.job_dir = job_dir
         self.base_dir = job_dir / "opt" / "ml"
         self.log_path = job_dir / "train.log"
@@ -362,8 +369,8 @@ class TrainingJob:
                 "RecordWrapperType": "None",
                 **({"ContentType": channel.content_type} if channel.content_type else {}),
             }
-        # Fault hook (harness/faults.py): a data fault rewrites the downloaded channels (S3 is untouched).
-        faults.ACTIVE.corrupt_channels(self.base_dir / "input" / "data")
+        if self._prepare_input is not None:  # e.g. a data fault (harness/faults.py); S3 is untouched
+            self._prepare_input(self.base_dir / "input" / "data")
         resource_config = {
             "current_host": "algo-1",
             "hosts": [f"algo-{i + 1}" for i in range(self.spec.instance_count)],
@@ -426,6 +433,8 @@ class TrainingJobRunner:
     runtime: ContainerRuntime
     s3_client: Callable[[], Any]
     work_dir: Path
+    # Called with the job's downloaded `input/data` folder before the container starts.
+    prepare_input: Callable[[Path], None] | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -435,7 +444,7 @@ class TrainingJobRunner:
         with self._lock:
             if key in self._jobs:
                 raise TrainingJobError(f"a training job named {spec.name} already runs in the harness")
-            job = TrainingJob(spec, job_dir, self.runtime, self.s3_client())
+            job = TrainingJob(spec, job_dir, self.runtime, self.s3_client(), self.prepare_input)
             self._jobs[key] = job
         job.start()
         return job

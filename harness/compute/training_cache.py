@@ -18,9 +18,9 @@ summary show as a cache hit. On AWS the job would train (this is a local speed-u
 CreateTrainingJob has no cache).
 
 `CachingRuntime` wraps a container runtime for the training runner only: `start_training` looks the
-key up before it starts the container, and stores the model after a run that exits 0. Whatever must
-still run for real (an injected fault that replaces the program) wraps this runtime from outside, or
-is named by `bypass`. Entries are folders under the cache root, written to a temporary folder and
+key up before it starts the container, and stores the model after a run that exits 0. A call that
+names another `program` (an injected fault replacing `train`, harness/faults.py, which wraps this
+runtime from outside) always runs it. Entries are folders under the cache root, written to a temporary folder and
 renamed into place, so that parallel scenario processes can share one root.
 """
 
@@ -37,7 +37,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compute.runtime import ContainerProcess, ContainerRuntime, ResolvedImage, ServingContainer
+from harness.compute.runtime import (
+    ContainerProcess,
+    ContainerRuntime,
+    PythonProgram,
+    ResolvedImage,
+    ServingContainer,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -161,15 +167,9 @@ class ReusedTraining(ContainerProcess):
 class CachingRuntime(ContainerRuntime):
     """`inner` with step caching for `start_training` (serving is passed through unchanged)."""
 
-    def __init__(
-        self,
-        inner: ContainerRuntime,
-        cache: TrainingCache,
-        bypass: Callable[[], bool] = lambda: False,
-    ) -> None:
+    def __init__(self, inner: ContainerRuntime, cache: TrainingCache) -> None:
         self.inner = inner
         self.cache = cache
-        self._bypass = bypass
         self.name = inner.name
 
     def available(self) -> bool:
@@ -179,10 +179,15 @@ class CachingRuntime(ContainerRuntime):
         return self.inner.resolve(image_uri)
 
     def start_training(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ContainerProcess:
-        if self._bypass():
-            return self.inner.start_training(image, base_dir, log_path, environment)
+        if program is not None:  # another program runs in the image's place (an injected fault): run it
+            return self.inner.start_training(image, base_dir, log_path, environment, program)
         key = cache_key(image, base_dir, environment)
         entry = self.cache.lookup(key)
         if entry is not None:
@@ -197,9 +202,14 @@ class CachingRuntime(ContainerRuntime):
         return process
 
     def start_serving(
-        self, image: ResolvedImage, base_dir: Path, log_path: Path, environment: dict[str, str]
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
     ) -> ServingContainer:
-        return self.inner.start_serving(image, base_dir, log_path, environment)
+        return self.inner.start_serving(image, base_dir, log_path, environment, program)
 
 
 def reused_from(log_text: str) -> str | None:

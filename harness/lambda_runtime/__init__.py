@@ -5,7 +5,6 @@ from harness.lambda_runtime.runtime import (
     Invocation,
     LambdaRuntime,
     LambdaRuntimeError,
-    default_runtime,
     zip_sources,
 )
 
@@ -14,6 +13,5 @@ __all__ = [
     "Invocation",
     "LambdaRuntime",
     "LambdaRuntimeError",
-    "default_runtime",
     "zip_sources",
 ]

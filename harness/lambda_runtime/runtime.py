@@ -27,7 +27,6 @@ extensions, a read-only task root, non-Python runtimes (an invoke answers `Runti
 
 from __future__ import annotations
 
-import atexit
 import base64
 import collections
 import contextlib
@@ -44,12 +43,12 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import faults
+from harness.identity import FAKE_CREDENTIALS_ENV
 from harness.lambda_runtime import bootstrap
 
 BOOTSTRAP = Path(bootstrap.__file__).resolve()
@@ -57,11 +56,6 @@ BOOTSTRAP = Path(bootstrap.__file__).resolve()
 LOG_TAIL_BYTES = 4096
 # AWS gives a function's init phase (interpreter, handler import) 10 s, apart from its timeout.
 INIT_TIMEOUT_S = 10.0
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-}
 
 
 class LambdaRuntimeError(RuntimeError):
@@ -197,7 +191,11 @@ class LambdaRuntime:
         python: str = sys.executable,
         keep_per_function: int = 50,
         idle_s: float = 300.0,
+        error_for: Callable[[str], str | None] | None = None,
     ) -> None:
+        # A function name -> the message its worker raises instead of running the handler, or None
+        # (the fault board's `lambda_error`, harness/faults.py).
+        self._error_for = error_for
         self._endpoint_url = endpoint_url
         self.cache_dir = cache_dir or Path(tempfile.gettempdir()) / "mlops-harness-lambda-code"
         self._python = python
@@ -379,8 +377,7 @@ class LambdaRuntime:
                 "event_file": files["event.json"],
                 "result_file": files["result.json"],
                 "log_file": files["output.log"],
-                # Fault hook (harness/faults.py): the worker raises this instead of running the handler.
-                "inject_error": faults.ACTIVE.lambda_error(spec.name),
+                "inject_error": self._error_for(spec.name) if self._error_for is not None else None,
             }
             try:
                 worker.send(request)
@@ -466,7 +463,7 @@ class LambdaRuntime:
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                **FAKE_CREDENTIALS,
+                **FAKE_CREDENTIALS_ENV,
             }
         )
         return env
@@ -530,20 +527,6 @@ class LambdaRuntime:
     def clear(self) -> None:
         with self._lock:
             self._history.clear()
-
-
-_default_lock = threading.Lock()
-_default: LambdaRuntime | None = None
-
-
-def default_runtime() -> LambdaRuntime:
-    """The process-wide runtime the moto seam uses (one emulator per process, so one runtime)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = LambdaRuntime()
-            atexit.register(_default.close)
-        return _default
 
 
 def zip_sources(sources: Mapping[str, str]) -> bytes:

@@ -36,9 +36,10 @@ Python API::
         invoke=boto3_invoker(invoke_client(emulator.session(), emulator.endpoint_url)),
         approval=policy_named("auto"), approval_summary=lambda ctx: "endpoint ...", store=store,
     )
+    states = emulator.context.pipeline_states(account_id, region)   # GetPipelineState's view
     runner = PipelineRunner(deployed.pipeline, executors, store, run_dir / "work",
                             events=ProgressPrinter(print),
-                            state_listener=PIPELINE_STATES.listener(account_id, region))
+                            state_listener=state_listener(states, account_id, region))
     result = runner.run(SourceRequest(Path("."), ref=None))   # -> PipelineResult
     result.status, result.failed_stage, result.reason, result.stage_timings_s(), result.to_json()
 
@@ -49,6 +50,7 @@ register-model Lambda finds its approver there) once a seam serves it.
 `harness.report` turns a result into a report folder.
 """
 
+from harness.context import PipelineStates
 from harness.pipeline.approval import (
     ApprovalChannel,
     ApprovalDecision,
@@ -100,11 +102,10 @@ from harness.pipeline.registry import LocalRegistry, RegistryError, record_in_ec
 from harness.pipeline.resolve import ResolveError, StackContext
 from harness.pipeline.runner import PipelineRunner
 from harness.pipeline.source import GitError, git_source_action, snapshot_commit
-from harness.pipeline.state import PIPELINE_STATES, PipelineStates, pipeline_state
+from harness.pipeline.state import pipeline_state, state_listener
 from harness.pipeline.wiring import DeployedPipeline, default_executors, deployed_pipeline
 
 __all__ = [
-    "PIPELINE_STATES",
     "Action",
     "ActionContext",
     "ActionExecutor",
@@ -162,4 +163,5 @@ __all__ = [
     "policy_named",
     "record_in_ecr",
     "snapshot_commit",
+    "state_listener",
 ]

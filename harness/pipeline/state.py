@@ -1,21 +1,21 @@
 """The pipeline's state as CodePipeline's GetPipelineState answers it, kept while the runner runs.
 
-moto 5.2.5 answers GetPipelineState with a 500 (../shared/FACTS.md), yet functions read it: the
+moto 5.2.5 answers GetPipelineState with a 500 (docs/FACTS.md), yet functions read it: the
 register-model Lambda finds who approved in the Approve stage's `latestExecution` (`lastUpdatedBy`,
 `summary`, `lastStatusChange`). `pipeline_state()` renders a run's progress in that response's shape;
 `PipelineStates` keeps the latest one per (account, region, pipeline) the way CodePipeline does (a
-stage keeps its last execution's state until a new execution reaches it). Pass
-`PipelineStates.listener(account, region)` as the runner's `state_listener`; a seam answering
-GetPipelineState reads `PIPELINE_STATES.get(account, region, name)`.
+stage keeps its last execution's state until a new execution reaches it). The store lives with
+moto's CodePipeline backend (harness/context.py, `HarnessContext.pipeline_states`), so moto's reset
+drops it with the rest of its state. Pass `state_listener(states, account, region)` as the runner's
+`state_listener`; the seam answering GetPipelineState reads `states.get(account, region, name)`.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from harness.context import PipelineStates
 from harness.pipeline.definition import Pipeline
 from harness.pipeline.model import ActionResult, PipelineResult
 
@@ -68,43 +68,12 @@ def _action_state(name: str, action: ActionResult | None) -> dict[str, Any]:
     return {"actionName": name, "latestExecution": latest}
 
 
-class PipelineStates:
-    """The latest state of each pipeline, shared by the runner (writer) and a seam (reader)."""
+def state_listener(
+    states: PipelineStates, account_id: str, region: str
+) -> Callable[[Pipeline, PipelineResult], None]:
+    """A runner's `state_listener` that keeps GetPipelineState's view of its runs in `states`."""
 
-    def __init__(self) -> None:
-        self._states: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._lock = threading.Lock()
+    def publish(pipeline: Pipeline, result: PipelineResult) -> None:
+        states.publish(account_id, region, pipeline_state(pipeline, result))
 
-    def publish(self, account_id: str, region: str, state: dict[str, Any]) -> None:
-        key = (account_id, region, str(state["pipelineName"]))
-        with self._lock:
-            previous = self._states.get(key)
-            merged = copy.deepcopy(state)
-            if previous is not None:
-                # A stage this execution has not reached keeps its last execution's state, as on AWS.
-                before = {stage["stageName"]: stage for stage in previous["stageStates"]}
-                merged["stageStates"] = [
-                    stage if "latestExecution" in stage else before.get(stage["stageName"], stage)
-                    for stage in merged["stageStates"]
-                ]
-                merged["created"] = previous["created"]
-            self._states[key] = merged
-
-    def get(self, account_id: str, region: str, name: str) -> dict[str, Any] | None:
-        with self._lock:
-            state = self._states.get((account_id, region, name))
-            return copy.deepcopy(state) if state is not None else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._states.clear()
-
-    def listener(self, account_id: str, region: str) -> Callable[[Pipeline, PipelineResult], None]:
-        def publish(pipeline: Pipeline, result: PipelineResult) -> None:
-            self.publish(account_id, region, pipeline_state(pipeline, result))
-
-        return publish
-
-
-# The process-wide store (moto's state is process-wide too: one embedded emulator per process).
-PIPELINE_STATES = PipelineStates()
+    return publish

@@ -21,10 +21,11 @@ What each part of the interface does, on the real system:
 - approvals: `settings.approval` `auto` approves at once; `scenario` and `reject` run the pipeline with
   the approval channel (`harness.pipeline.ApprovalChannel`, as `mlops approve` uses): `decide_approval`
   answers the waiting request; with `reject` a watcher rejects every request as it appears.
-- faults: `harness.faults.ACTIVE` (see harness/faults.py); `endpoint_unhealthy`'s `startup_limit_s`
-  sets the compute plane's endpoint startup limit.
-- `observe`: pipeline runs (finished: the runner's result; running: GetPipelineState's shape kept by
-  `PIPELINE_STATES`), Step Functions executions (with the state where a failure began, from the
+- faults: the stack's own fault board (`LocalAws.faults`, see harness/faults.py), which goes with the
+  stack when it stops; `endpoint_unhealthy`'s `startup_limit_s` sets the compute plane's endpoint
+  startup limit.
+- `observe`: pipeline runs (finished: the runner's result; running: GetPipelineState's shape kept in
+  the stack's pipeline states), Step Functions executions (with the state where a failure began, from the
   execution history and the state machine's definition), the registry table's items, the endpoint.
 - `logs_since`: the flow's progress lines, Lambda invocation logs and the tails of container logs.
 """
@@ -47,12 +48,11 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from pydantic import JsonValue
 
-from harness import datasets, faults
+from harness import datasets
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
 from harness.flow import FlowOptions, LocalFlow, plain_item
-from harness.lambda_runtime import default_runtime
-from harness.pipeline import PIPELINE_STATES, Pipeline, PipelineResult, deployed_pipeline
+from harness.pipeline import Pipeline, PipelineResult, deployed_pipeline
 from harness.scenarios.interface import (
     ApiEndpoint,
     EndpointView,
@@ -269,7 +269,6 @@ class LocalScenarioHarness:
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> LocalScenarioHarness:
         settings = self.settings
-        faults.ACTIVE.clear()
         self._quiet()
         scratch_repository(self.source, settings.hyperparameters)
         options = FlowOptions(
@@ -312,7 +311,6 @@ class LocalScenarioHarness:
             if self.flow is not None:
                 self.flow.stop()
         finally:
-            faults.ACTIVE.clear()
             for logger, level in reversed(self._restore):
                 logger.setLevel(level)
             self._restore.clear()
@@ -421,7 +419,7 @@ class LocalScenarioHarness:
 
     # -- faults --------------------------------------------------------------------------------------
     def inject_fault(self, fault: Fault) -> None:
-        board = faults.ACTIVE
+        board = self._flow.stack.faults
         if isinstance(fault, TrainingFails):
             board.fail_training(fault.reason, fault.exit_code)
         elif isinstance(fault, BadData):
@@ -510,7 +508,8 @@ class LocalScenarioHarness:
     ) -> PipelineExecutionView:
         """The running execution, from GetPipelineState's shape: stages whose latest execution is
         not one of the finished runs belong to it."""
-        state = PIPELINE_STATES.get(ACCOUNT_ID, REGION, self._pipeline.name)
+        states = self._flow.stack.context.pipeline_states(ACCOUNT_ID, REGION)
+        state = states.get(ACCOUNT_ID, REGION, self._pipeline.name)
         by_name = {stage["stageName"]: stage for stage in (state or {}).get("stageStates", [])}
         execution_id = f"starting-{run.commit_id[:12]}"
         stages = []
@@ -603,7 +602,8 @@ class LocalScenarioHarness:
             if path.stat().st_mtime >= since:
                 sections.append(f"== {path.relative_to(self.settings.work_dir)}")
                 sections.append(_tail(path.read_text(encoding="utf-8", errors="replace")))
-        for invocation in default_runtime().invocations():
+        running = self.flow.aws if self.flow is not None else None
+        for invocation in running.lambdas.invocations() if running is not None else []:
             if invocation.started_at >= since:
                 sections.append(
                     f"== lambda {invocation.function_name} {invocation.request_id} "

@@ -28,7 +28,8 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.logs.exceptions import ResourceAlreadyExistsException
 
-from harness.lambda_runtime import FunctionSpec, Invocation, LambdaRuntimeError, default_runtime
+from harness.context import current
+from harness.lambda_runtime import FunctionSpec, Invocation, LambdaRuntimeError
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,10 @@ def run(fn: Any, event: Any) -> Invocation:
     """Runs one invocation of moto's function `fn` through the harness runtime and records its log."""
     try:
         spec = function_spec(fn)
-        invocation = default_runtime().invoke(spec, event)
+        context = current()
+        if context is None:
+            raise LambdaRuntimeError("no harness context: functions run only while an EmbeddedEmulator runs")
+        invocation = context.lambdas.invoke(spec, event)
     except LambdaRuntimeError as exc:
         logger.error("lambda %s could not run: %s", fn.function_name, exc)
         raise

@@ -15,8 +15,9 @@ reports. Job statuses follow AWS: Created (queued for a poller) → Dispatched
 A success with a continuationToken ends that job; the runner starts the next job of the same action
 with the token in `data.continuationToken`, as CodePipeline does.
 
-GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs,
-`harness.pipeline.state.PIPELINE_STATES` (the runner publishes there through its `state_listener`):
+GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs, the
+`PipelineStates` held by the same backend (`harness.context.states_in_backend`; the runner
+publishes there through its `state_listener`):
 the register-model Lambda reads who approved from the Approve stage's latest execution. A pipeline
 the runner has not run answers PipelineNotFoundException, as AWS does for an unknown name.
 """
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
+
+from harness.context import states_in_backend
 
 ACTIVE = ("Created", "Dispatched", "InProgress")
 FINISHED = ("Succeeded", "Failed")
@@ -383,10 +386,8 @@ def put_job_failure_result(self: Any) -> str:
 
 
 def get_pipeline_state(self: Any) -> str:
-    from harness.pipeline.state import PIPELINE_STATES
-
     name = str(_required(self, "name"))
-    state = PIPELINE_STATES.get(self.current_account, self.region, name)
+    state = states_in_backend(self.current_account, self.region).get(self.current_account, self.region, name)
     if state is None:
         raise PipelineNotFoundException(name)
     return json.dumps(state)

@@ -2,7 +2,8 @@
 
 Why: moto 5.2.5 records training jobs as Completed and endpoints as InService at once, has no
 StopTrainingJob or UpdateEndpoint, accepts duplicate training job names, and answers InvokeEndpoint
-with a canned body. With these seams, while a compute plane is attached (harness/compute/plane.py):
+with a canned body. With these seams, while a compute plane is attached to the running emulator's
+context (harness/context.py):
 
 - CreateTrainingJob rejects a duplicate name (ResourceInUse, as AWS), keeps the caller's
   MetricDefinitions (moto overwrites them) and starts the job on the compute plane;
@@ -38,8 +39,9 @@ from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemakerruntime import responses as runtime_responses
 
 from harness.compute.endpoints import MAX_INVOCATION_BYTES, EndpointError, InvocationTimeout, ModelTarget
-from harness.compute.plane import attached
+from harness.compute.plane import ComputePlane
 from harness.compute.training import TrainingJobError, TrainingJobSpec
+from harness.context import current
 
 _TRAINING_REQUEST_FIELDS = {
     "training_job_name": "TrainingJobName",
@@ -51,6 +53,12 @@ _TRAINING_REQUEST_FIELDS = {
     "stopping_condition": "StoppingCondition",
 }
 _TRAINING_ACTIVE = ("InProgress", "Stopping")
+
+
+def _attached_plane() -> ComputePlane | None:
+    """The compute plane attached to the running emulator's context (harness/context.py), if any."""
+    context = current()
+    return context.plane if context is not None else None
 
 
 class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
@@ -70,7 +78,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
             )
         algorithm = kwargs.get("algorithm_specification") or {}
         metric_definitions = copy.deepcopy(algorithm.get("MetricDefinitions"))
-        plane = attached()
+        plane = _attached_plane()
         spec: TrainingJobSpec | None = None
         if plane is not None:
             request = {field: kwargs.get(arg) for arg, field in _TRAINING_REQUEST_FIELDS.items()}
@@ -117,7 +125,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
             raise ValidationError(
                 message=f"The request was rejected because the training job is in status {status}."
             )
-        plane = attached()
+        plane = _attached_plane()
         run = plane.training.get(self.account_id, self.region_name, training_job_name) if plane else None
         if run is None:  # metadata only: nothing runs
             job.training_job_status = job.secondary_status = "Stopped"
@@ -126,7 +134,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
         self._sync_training_job(job)
 
     def _sync_training_job(self, job: sagemaker_models.FakeTrainingJob) -> None:
-        plane = attached()
+        plane = _attached_plane()
         run = plane.training.get(self.account_id, self.region_name, job.training_job_name) if plane else None
         if run is None:
             return
@@ -155,7 +163,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
                 endpoint_name, self.account_id, self.region_name
             )
             raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
-        plane = attached()
+        plane = _attached_plane()
         target = self._model_target(endpoint_config_name) if plane is not None else None
         endpoint = super().create_endpoint(endpoint_name, endpoint_config_name, tags)
         if plane is not None and target is not None:
@@ -181,7 +189,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
             )
             raise ValidationError(message=f"Could not find endpoint '{arn}'.")
         target = self._model_target(endpoint_config_name)
-        plane = attached()
+        plane = _attached_plane()
         if plane is None:  # metadata only
             self._switch_config(endpoint, endpoint_config_name)
             return str(endpoint.arn)
@@ -195,12 +203,12 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
 
     def delete_endpoint(self, endpoint_name: str) -> None:
         super().delete_endpoint(endpoint_name)
-        plane = attached()
+        plane = _attached_plane()
         if plane is not None and plane.endpoints.describe(self._key(endpoint_name)) is not None:
             plane.endpoints.delete(self._key(endpoint_name))
 
     def _sync_endpoint(self, endpoint: sagemaker_models.FakeEndpoint) -> None:
-        plane = attached()
+        plane = _attached_plane()
         snapshot = plane.endpoints.describe(self._key(endpoint.endpoint_name)) if plane else None
         if snapshot is None:
             return
@@ -281,7 +289,7 @@ def _error(status: int, error_type: str, message: str, **fields: Any) -> tuple[i
 
 
 def _invoke_endpoint(self: runtime_responses.SageMakerRuntimeResponse) -> Any:
-    plane = attached()
+    plane = _attached_plane()
     if plane is None:
         return _moto_invoke_endpoint(self)
     # The path is /endpoints/<name>/invocations (moto's own parameter parsing leaves the name out).

@@ -24,27 +24,26 @@ What (while installed):
   two Step Functions backends and, with `execute_state_machine` on (as the harness always has it),
   its API reads and runs the parser backend, while `AWS::StepFunctions::StateMachine` is created in
   the plain one: a stack's state machine could be neither described nor started.
-- The time scale (`set_time_scale`, or the environment variable MLOPS_SFN_TIME_SCALE read when the
-  seams are installed): every Wait state, Retry interval and `.sync` poll interval is multiplied by
-  it. 1.0 (the default) is real time; 0.01 makes a 30 s Wait take 0.3 s. Waits stay interruptible
-  (a stopped execution ends them at once).
+- The time scale (the running emulator's `context.step_functions`, harness/context.py; it starts at
+  the environment variable MLOPS_SFN_TIME_SCALE, else 1.0): every Wait state, Retry interval and
+  `.sync` poll interval is multiplied by it. 1.0 is real time; 0.01 makes a 30 s Wait take 0.3 s.
+  Waits stay interruptible (a stopped execution ends them at once). Without a running emulator the
+  scale is 1.0.
 
 How: replaces `state_task_factory.state_task_service_for` (imported there by name); the module global
 `stepfunctions.models.stepfunctions_backends` (read only by StateMachine's CloudFormation hooks) with
-the parser backends; `WaitFunction._wait_interval`; the `time` module that `retrier_decl` sleeps
-with; and the module global `_DELAY_SECONDS_SYNC_CONDITION_CHECK` that `_eval_sync` reads.
+the parser backends; `WaitFunction._wait_interval`; and the `time` module that `retrier_decl` sleeps
+with. The `.sync` resolver polls DescribeTrainingJob itself at the scaled interval until the job
+ends, so moto's own fixed poll delay is never reached.
 """
 
 from __future__ import annotations
 
 import datetime
-import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
 
-import botocore.session
 from botocore.exceptions import ClientError
 from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -77,7 +76,7 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-TIME_SCALE_ENV = "MLOPS_SFN_TIME_SCALE"
+from harness.context import current, sagemaker_parameters
 
 # action in the resource ARN -> the SageMaker API operation it calls.
 SAGEMAKER_ACTIONS: Final[dict[str, str]] = {
@@ -102,25 +101,16 @@ _DEFAULT_ERROR_NAME = "SageMaker.AmazonSageMakerException"
 _SYNC_POLL_SECONDS = 0.5
 _MIN_SYNC_POLL_SECONDS = 0.01
 
-_time_scale = 1.0
-_scale_lock = threading.Lock()
-
 
 def time_scale() -> float:
-    with _scale_lock:
-        return _time_scale
+    """The running emulator's Step Functions time scale; real time (1.0) while none runs."""
+    context = current()
+    return context.step_functions.scale if context is not None else 1.0
 
 
-def set_time_scale(scale: float) -> None:
-    """Multiplies every Wait state, Retry interval and `.sync` poll by `scale` (0 < scale <= 1e3)."""
-    global _time_scale
-    if not 0 < scale <= 1000:
-        raise ValueError(f"the time scale must be in (0, 1000], got {scale}")
-    with _scale_lock:
-        _time_scale = scale
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = max(  # type: ignore[misc]
-        _SYNC_POLL_SECONDS * scale, _MIN_SYNC_POLL_SECONDS
-    )
+def _parameters_of(operation: str) -> frozenset[str]:
+    context = current()
+    return context.step_functions.parameters_of(operation) if context else sagemaker_parameters(operation)
 
 
 def to_step_functions_json(value: Any) -> Any:
@@ -132,17 +122,6 @@ def to_step_functions_json(value: Any) -> Any:
     if isinstance(value, list):
         return [to_step_functions_json(item) for item in value]
     return value
-
-
-_operation_parameters: dict[str, set[str]] = {}
-
-
-def _parameters_of(operation: str) -> set[str]:
-    """The request members of a SageMaker operation, from botocore's model of the API."""
-    if operation not in _operation_parameters:
-        model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
-        _operation_parameters[operation] = set(model.input_shape.members)
-    return _operation_parameters[operation]
 
 
 class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCallback):
@@ -173,7 +152,7 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
 
     def _get_supported_parameters(self) -> set[str] | None:
         operation = SAGEMAKER_ACTIONS.get(self.resource.api_action)
-        return _parameters_of(operation) if operation else None
+        return set(_parameters_of(operation)) if operation else None
 
     def _client(self, runtime_part: ResourceRuntimePart, credentials: StateCredentials) -> Any:
         return boto_client_for(region=runtime_part.region, service="sagemaker", state_credentials=credentials)
@@ -226,11 +205,17 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
         client = self._client(resource_runtime_part, state_credentials)
 
         def resolve() -> Any:
-            description = client.describe_training_job(TrainingJobName=job_name)
-            description.pop("ResponseMetadata", None)
-            status = description["TrainingJobStatus"]
-            if status in _TRAINING_RUNNING:
-                return None
+            # Polls until the job ends (or the execution stops: then None, and moto's loop ends too).
+            while True:
+                description = client.describe_training_job(TrainingJobName=job_name)
+                description.pop("ResponseMetadata", None)
+                status = description["TrainingJobStatus"]
+                if status not in _TRAINING_RUNNING:
+                    break
+                interval = max(_SYNC_POLL_SECONDS * time_scale(), _MIN_SYNC_POLL_SECONDS)
+                env.program_state_event.wait(interval)  # woken early when the execution stops
+                if not env.is_running():
+                    return None
             output = to_step_functions_json(description)
             if status not in _TRAINING_ENDED_BADLY:
                 return output
@@ -285,5 +270,3 @@ def install() -> None:
     state_task_factory.state_task_service_for = _state_task_service_for  # type: ignore[attr-defined]
     WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
     retrier_decl.time = _ScaledTime  # type: ignore[attr-defined,assignment]
-    configured = os.environ.get(TIME_SCALE_ENV)
-    set_time_scale(float(configured) if configured else time_scale())

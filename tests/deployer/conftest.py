@@ -21,10 +21,9 @@ import pytest
 
 from deployer import deploy as deployment
 from deployer.client import AwsClient
-from harness.compute import ComputePlane, attach, detach
+from harness.compute.plane import ComputePlane
 from harness.compute.process import ProcessRuntime
 from harness.emulator import EmbeddedEmulator
-from harness.seams import stepfunctions as sfn_seam
 from tests.harness.standin import write_standin_tree
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -63,14 +62,15 @@ def plane(emulator: EmbeddedEmulator, tmp_path: Path) -> Iterator[Plane]:
     assert isinstance(runtime, ProcessRuntime)
     digest = runtime.register(write_standin_tree(tmp_path / "standin"))
     image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/standin@{digest}"
-    previous = sfn_seam.time_scale()
-    sfn_seam.set_time_scale(0.01)
-    attach(compute)
+    context = emulator.context
+    previous = context.step_functions.scale
+    context.step_functions.set_scale(0.01)
+    context.attach(compute)
     try:
         yield Plane(compute, image)
     finally:
-        detach()
-        sfn_seam.set_time_scale(previous)
+        context.detach()
+        context.step_functions.set_scale(previous)
 
 
 def train_standin(emulator: EmbeddedEmulator, image: str, name: str, **hyperparameters: str) -> str:

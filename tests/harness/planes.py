@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.compute import ComputePlane, attach, detach
+from harness.compute.plane import ComputePlane
 from harness.compute.process import ProcessRuntime
 from harness.emulator import EmbeddedEmulator
 
@@ -41,13 +41,14 @@ def running_harness(
 ) -> Iterator[Harness]:
     with EmbeddedEmulator() as emulator:
         plane = ComputePlane.create(
-            runtime, emulator.endpoint_url, work_dir, endpoint_startup_limit_s=startup_limit_s
+            runtime,
+            emulator.endpoint_url,
+            work_dir,
+            endpoint_startup_limit_s=startup_limit_s,
+            faults=emulator.context.faults,
         )
-        attach(plane)
-        try:
-            yield Harness(emulator, plane)
-        finally:
-            detach()
+        emulator.context.attach(plane)
+        yield Harness(emulator, plane)  # stopping the emulator detaches the plane
 
 
 def wait_until(

@@ -13,7 +13,7 @@ import pytest
 
 import harness.seams as harness_seams
 from harness.emulator import EmbeddedEmulator
-from harness.lambda_runtime import default_runtime, zip_sources
+from harness.lambda_runtime import zip_sources
 from harness.seams import events
 
 MARKER_HANDLER = """
@@ -343,7 +343,7 @@ def test_the_deployers_platform_wiring(emulator: EmbeddedEmulator, repo_root: Pa
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     function = outputs["StartTrainingFunctionName"]
     key = f"{outputs['DataPrefix']}fresh.csv"
-    runtime = default_runtime()
+    runtime = emulator.context.lambdas
     before = len(runtime.invocations(function))
     s3.put_object(Bucket=outputs["DataBucketName"], Key="not-data/ignored.csv", Body=b"Query,Intent\n")
     s3.put_object(Bucket=outputs["DataBucketName"], Key=key, Body=b"Query,Intent\nhi,greeting\n")

@@ -10,7 +10,6 @@ from botocore.exceptions import ClientError
 
 import harness.seams as harness_seams
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
-from harness.pipeline.state import PIPELINE_STATES
 from harness.seams import codepipeline
 
 APPROVED_AT = 1_764_300_000.5
@@ -20,11 +19,10 @@ APPROVED_AT = 1_764_300_000.5
 def emulator() -> Iterator[EmbeddedEmulator]:
     with EmbeddedEmulator() as emulator:
         yield emulator
-    PIPELINE_STATES.clear()
 
 
 def test_get_pipeline_state_answers_what_the_runner_published(emulator: EmbeddedEmulator) -> None:
-    PIPELINE_STATES.publish(
+    emulator.context.pipeline_states(ACCOUNT_ID, REGION).publish(
         ACCOUNT_ID,
         REGION,
         {
@@ -59,6 +57,18 @@ def test_get_pipeline_state_answers_what_the_runner_published(emulator: Embedded
     assert (latest["status"], latest["lastUpdatedBy"]) == ("Succeeded", "alice")
     assert latest["summary"] == "looks good"
     assert latest["lastStatusChange"].timestamp() == pytest.approx(APPROVED_AT)
+
+
+def test_the_states_go_with_moto_s_reset(emulator: EmbeddedEmulator) -> None:
+    """The states live on moto's CodePipeline backend: the reset that clears moto's state (as
+    stopping an emulator does) clears them too."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    states = emulator.context.pipeline_states(ACCOUNT_ID, REGION)
+    states.publish(ACCOUNT_ID, REGION, {"pipelineName": "gone", "created": 1.0, "stageStates": []})
+    assert emulator.context.pipeline_states(ACCOUNT_ID, REGION).get(ACCOUNT_ID, REGION, "gone") is not None
+    moto_api_backend.reset()
+    assert emulator.context.pipeline_states(ACCOUNT_ID, REGION).get(ACCOUNT_ID, REGION, "gone") is None
 
 
 def test_unknown_pipeline_is_not_found(emulator: EmbeddedEmulator) -> None:

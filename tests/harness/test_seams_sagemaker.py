@@ -23,7 +23,7 @@ from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemakerruntime import responses as runtime_responses
 
 from harness.compute import endpoints as endpoints_module
-from harness.compute import plane as plane_module
+from harness.compute.plane import ComputePlane
 from harness.seams import sagemaker as seam
 from tests.harness.planes import ROLE_ARN, Harness, running_harness, training_request, wait_until
 from tests.harness.standin import write_standin_tree
@@ -398,15 +398,24 @@ def test_delete_endpoint_stops_the_container(harness: Harness, image: str, greet
         _invoke(harness, "short-lived", "hey")
 
 
-def test_without_a_plane_moto_behaviour_is_kept(
-    harness: Harness, image: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(plane_module, "_attached", None)
-    sagemaker = harness.client("sagemaker")
-    sagemaker.create_training_job(
-        **training_request("metadata-only", image, "s3://data/greet/", "s3://data/m/")
-    )
-    assert (
-        sagemaker.describe_training_job(TrainingJobName="metadata-only")["TrainingJobStatus"] == "Completed"
-    )
-    assert harness.plane.training.get("123456789012", "us-east-1", "metadata-only") is None
+def test_without_a_plane_moto_behaviour_is_kept(harness: Harness, image: str) -> None:
+    context = harness.emulator.context
+    detached = harness.plane
+    context.detach()  # stops the plane's containers
+    try:
+        sagemaker = harness.client("sagemaker")
+        sagemaker.create_training_job(
+            **training_request("metadata-only", image, "s3://data/greet/", "s3://data/m/")
+        )
+        status = sagemaker.describe_training_job(TrainingJobName="metadata-only")["TrainingJobStatus"]
+        assert status == "Completed"
+        assert detached.training.get("123456789012", "us-east-1", "metadata-only") is None
+    finally:  # a plane again for the tests after this one, on the same runtime (registered images)
+        harness.plane = ComputePlane.create(
+            detached.runtime,
+            harness.emulator.endpoint_url,
+            detached.work_dir,
+            endpoint_startup_limit_s=detached.endpoints.startup_limit_s,
+            faults=context.faults,
+        )
+        context.attach(harness.plane)

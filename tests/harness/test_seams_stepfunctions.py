@@ -27,6 +27,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from harness.context import StepFunctionsTiming
 from harness.seams import stepfunctions as seam
 from tests.harness.planes import ROLE_ARN, Harness, running_harness, training_request, wait_until
 from tests.harness.standin import write_standin_tree
@@ -39,8 +40,7 @@ SCALE = 0.01
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     with running_harness(tmp_path_factory.mktemp("plane"), startup_limit_s=20.0) as running:
-        previous = seam.time_scale()
-        seam.set_time_scale(SCALE)
+        running.emulator.context.step_functions.set_scale(SCALE)
         s3 = running.client("s3")
         s3.create_bucket(Bucket="data")
         s3.put_object(
@@ -49,10 +49,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         s3.put_object(
             Bucket="data", Key="leave/part.csv", Body=b"Query,Intent\nbye,leave\nciao,leave\nhi,greet\n"
         )
-        try:
-            yield running
-        finally:
-            seam.set_time_scale(previous)
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +102,9 @@ def test_the_seams_are_in_place_where_moto_looks_for_them(harness: Harness) -> N
     assert WaitFunction._wait_interval is seam._scaled_wait_interval
     assert stepfunctions_models.stepfunctions_backends is stepfunctions_parser_backends
     assert vars(retrier_decl)["time"] is seam._ScaledTime
-    expected_poll = max(0.5 * SCALE, 0.01)
-    assert vars(state_task_service_callback)["_DELAY_SECONDS_SYNC_CONDITION_CHECK"] == expected_poll
+    # The `.sync` resolver polls at the scaled interval itself: moto's own poll delay stays as it is.
+    assert vars(state_task_service_callback)["_DELAY_SECONDS_SYNC_CONDITION_CHECK"] == 0.5
+    assert seam.time_scale() == SCALE
 
 
 def test_moto_alone_still_lacks_the_sagemaker_integration() -> None:
@@ -121,7 +119,7 @@ def test_moto_alone_still_lacks_the_sagemaker_integration() -> None:
 def test_set_time_scale_rejects_nonsense() -> None:
     for bad in (0.0, -1.0, 10_000.0):
         with pytest.raises(ValueError, match="time scale"):
-            seam.set_time_scale(bad)
+            StepFunctionsTiming().set_scale(bad)
 
 
 # -- the time scale --------------------------------------------------------------------------------

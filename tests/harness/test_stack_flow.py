@@ -26,7 +26,6 @@ import pytest
 import requests
 
 from harness.datasets import Example, clinc10_intents, clinc150_split
-from harness.lambda_runtime import default_runtime
 from harness.local import REPO_ROOT, ExecutionResult, Image, LocalAws, LocalAwsOptions
 
 HAS_CONTAINER = all((REPO_ROOT / "container" / name).is_file() for name in ("train", "serve"))
@@ -242,7 +241,7 @@ def test_new_data_under_the_prefix_starts_a_run_through_eventbridge(
     assert len(new) == 1, "no execution started within 60 s of the put"
 
     # It came through the rule's target, the start-training Lambda, with S3's event.
-    invocations = default_runtime().invocations(deployed.start_training_function)
+    invocations = aws.lambdas.invocations(deployed.start_training_function)
     events = [i.event for i in invocations if isinstance(i.event, dict) and i.event.get("source") == "aws.s3"]
     assert [e["detail"]["object"]["key"] for e in events] == [data.key]
     assert events[0]["detail-type"] == "Object Created"

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from deployer.lambdas.start_training import BuildRecord
-from harness.compute import attached
+from harness import context as harness_context
 from harness.datasets import Example, write_csv
-from harness.emulator import EmbeddedEmulator
+from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.local import LocalAws, LocalAwsError, LocalAwsOptions
-from harness.seams import stepfunctions as sfn_seam
 
 
 def read_csv_text(body: bytes) -> list[list[str]]:
@@ -46,23 +45,22 @@ def test_options_are_checked_where_they_are_given(
 
 
 def test_it_starts_every_part_and_stops_them_all_idempotently(tmp_path: Path) -> None:
-    before = sfn_seam.time_scale()
     aws = LocalAws(LocalAwsOptions(work_dir=tmp_path, time_scale=0.05))
     with aws:
         emulator_port = int(aws.endpoint_url.rsplit(":", 1)[1])
         gateway_port = aws.gateway.port
         assert aws.embedded
         assert aws.client("s3").list_buckets()["Buckets"] == []
-        assert sfn_seam.time_scale() == 0.05
-        assert attached() is aws.plane and aws.plane.runtime.name == "process"
+        context = harness_context.current()
+        assert context is aws.context and context.step_functions.scale == 0.05
+        assert context.plane is aws.plane and aws.plane.runtime.name == "process"
         assert aws.plane.work_dir == (tmp_path / "compute").resolve()
         assert _listening(emulator_port) and _listening(gateway_port)
         with pytest.raises(LocalAwsError, match="deploy"):
             aws.put_training_data([])
         with pytest.raises(LocalAwsError, match="already started"):
             aws.start()
-    assert attached() is None
-    assert sfn_seam.time_scale() == before
+    assert harness_context.current() is None and context.plane is None
     assert not _listening(emulator_port) and not _listening(gateway_port)
     aws.stop()  # a second stop does nothing
     with pytest.raises(LocalAwsError, match="not started"):
@@ -74,7 +72,7 @@ def test_an_interrupt_inside_the_block_still_stops_everything(tmp_path: Path) ->
     with pytest.raises(KeyboardInterrupt), aws:
         port = int(aws.endpoint_url.rsplit(":", 1)[1])
         raise KeyboardInterrupt
-    assert attached() is None and not _listening(port)
+    assert harness_context.current() is None and not _listening(port)
     # The process is free for the next stack (moto's state is process-wide).
     with LocalAws(LocalAwsOptions(work_dir=tmp_path)) as again:
         assert again.client("s3").list_buckets()["Buckets"] == []
@@ -90,7 +88,7 @@ def test_with_an_external_endpoint_nothing_is_embedded(tmp_path: Path) -> None:
             assert not aws.embedded
             assert aws.endpoint_url == elsewhere.endpoint_url
             assert [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]] == ["made-elsewhere"]
-            assert attached() is None
+            assert harness_context.current() is elsewhere.context and elsewhere.context.plane is None
             with pytest.raises(LocalAwsError, match="compute plane"):
                 aws.register_image()
             with pytest.raises(LocalAwsError, match="gateway"):
@@ -135,3 +133,61 @@ def test_deploy_gives_typed_outputs_and_the_data_helpers_write_what_the_lambdas_
         assert BuildRecord.from_json(json.dumps(record)).image_uri == image.uri  # the Lambda's own parser
         with pytest.raises(LocalAwsError, match="publish_api"):
             aws.api()
+
+
+def test_a_second_stack_in_the_same_process_finds_nothing_of_the_first(tmp_path: Path) -> None:
+    """Everything a run leaves lives with its stack: executions and jobs with moto (reset on stop),
+    pipeline states on moto's CodePipeline backend, faults, the compute plane, the Lambda runtime and
+    the time scale with the emulator's context (closed on stop). The first stack runs a flow (a
+    training fault fails the Train state at once, on a real training process) and leaves one of each
+    behind; the second stack, started after it in this process, sees none of it."""
+    first_options = LocalAwsOptions(work_dir=tmp_path / "first", stack_prefix="one", time_scale=0.05)
+    with LocalAws(first_options) as first:
+        deployed = first.deploy()
+        first.faults.fail_training("injected by the first stack", exit_code=3)
+        first.faults.raise_in_lambda(deployed.register_model_function, "injected by the first stack")
+        image = first.register_image()
+        rows = [Example("hi", "greeting"), Example("bye", "farewell")]
+        data = first.put_training_data(rows, "runs/a/x.csv")
+        execution_input = first.execution_input(image, f"s3://{data.bucket}/runs/a/", {"epochs": "1"}, 0.5)
+        result = first.wait_for_execution(first.start_execution("first-run", execution_input), timeout_s=300)
+        assert result.status == "FAILED" and "injected by the first stack" in (result.cause or "")
+        first.context.pipeline_states(ACCOUNT_ID, REGION).publish(
+            ACCOUNT_ID, REGION, {"pipelineName": "one-pipeline", "created": 1.0, "stageStates": []}
+        )
+        first_context, first_plane = first.context, first.plane
+        job_name = _job_name(first, result.arn)
+        assert first_plane.training.get(ACCOUNT_ID, REGION, job_name) is not None
+        answer = first.client("lambda").invoke(FunctionName=deployed.register_model_function, Payload=b"{}")
+        assert b"injected by the first stack" in answer["Payload"].read()
+        assert first.lambdas.invocations(deployed.register_model_function)
+    assert harness_context.current() is None and first_context.plane is None
+    assert first_context.faults.replacement("train") is None  # closing cleared the board
+
+    second_options = LocalAwsOptions(work_dir=tmp_path / "second", stack_prefix="one", time_scale=None)
+    with LocalAws(second_options) as second:
+        context = second.context
+        assert context is not first_context and harness_context.current() is context
+        assert context.plane is second.plane and second.plane is not first_plane
+        assert context.step_functions.scale == 1.0  # the first stack's 0.05 went with it
+        assert context.faults.replacement("train") is None
+        assert context.faults.lambda_error(deployed.register_model_function) is None
+        assert context.lambdas.invocations() == []
+        assert context.pipeline_states(ACCOUNT_ID, REGION).get(ACCOUNT_ID, REGION, "one-pipeline") is None
+        assert second.client("stepfunctions").list_state_machines()["stateMachines"] == []
+        assert second.client("s3").list_buckets()["Buckets"] == []
+        assert second.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+        assert second.plane.training.get(ACCOUNT_ID, REGION, job_name) is None
+        redeployed = second.deploy()
+        sfn = second.client("stepfunctions")
+        assert sfn.list_executions(stateMachineArn=redeployed.state_machine_arn)["executions"] == []
+
+
+def _job_name(aws: LocalAws, execution_arn: str) -> str:
+    """The training job an execution created (from its history's TaskScheduled parameters)."""
+    history = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+    for event in history:
+        parameters = event.get("taskScheduledEventDetails", {}).get("parameters")
+        if parameters and "TrainingJobName" in parameters:
+            return str(json.loads(parameters)["TrainingJobName"])
+    raise AssertionError("the execution created no training job")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.compute.process import ProcessRuntime
-from harness.compute.runtime import ContainerProcess, ResolvedImage
+from harness.compute.runtime import ContainerProcess, PythonProgram, ResolvedImage
 from harness.compute.training_cache import (
     CACHE_HIT_MARKER,
     CachingRuntime,
@@ -155,15 +155,16 @@ def test_a_failed_run_is_not_cached(tmp_path: Path) -> None:
     assert not any((tmp_path / "cache").glob("*/meta.json"))
 
 
-def test_bypass_runs_the_container_even_when_an_entry_exists(
+def test_a_replaced_program_runs_even_when_an_entry_exists(
     setup: tuple[Jobs, ResolvedImage, ResolvedImage],
 ) -> None:
+    """An injected fault (harness/faults.py) names the program to run: the cache must not hide it."""
     jobs, image, _ = setup
     jobs.run(image, HYPER, ROWS)
-    bypassing = CachingRuntime(jobs.runtime.inner, jobs.runtime.cache, bypass=lambda: True)
-    jobs.runtime = bypassing
-    process, _, _ = jobs.run(image, HYPER, ROWS)
-    assert not isinstance(process, ReusedTraining) and jobs.real_runs() == 2
+    base_dir = prepare(jobs.tmp_path / "faulty" / "opt" / "ml", HYPER, ROWS)
+    failing = PythonProgram("import sys; print('injected'); sys.exit(3)")
+    process = jobs.runtime.start_training(image, base_dir, jobs.tmp_path / "faulty.log", {}, failing)
+    assert not isinstance(process, ReusedTraining) and process.wait(60) == 3
 
 
 def test_two_processes_storing_the_same_key_leave_one_whole_entry(tmp_path: Path) -> None:

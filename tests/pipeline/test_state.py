@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.context import PipelineStates
 from harness.pipeline.approval import ApprovalDecision, ApprovalRequest, ManualApprovalExecutor
 from harness.pipeline.artifacts import ArtifactStore
 from harness.pipeline.definition import Action, ActionType, Pipeline, Stage
 from harness.pipeline.model import ActionContext, ActionExecutor, ActionFailed, ActionOutput
 from harness.pipeline.runner import PipelineRunner
-from harness.pipeline.state import PipelineStates
+from harness.pipeline.state import state_listener
 
 WORK = ActionType("Build", "AWS", "Local")
 APPROVAL = ActionType("Approval", "AWS", "Manual")
@@ -47,7 +48,7 @@ def _run(tmp_path: Path, states: PipelineStates, approve: bool, seen: list[dict[
         executors,
         ArtifactStore(tmp_path, "b", "states"),
         tmp_path,
-        state_listener=states.listener("111", "r"),
+        state_listener=state_listener(states, "111", "r"),
     )
     runner.run()
 

@@ -1,5 +1,7 @@
-"""harness/faults.py and its hooks, on real processes: the replacement programs, the process runtime
-running them, the Lambda runtime's worker raising, the data rewrites and the delayed server stop."""
+"""harness/faults.py and its hooks, on real processes: the replacement programs, the fault-injecting
+runtime running them around the process (and Docker) runtime, the Lambda runtime's worker raising
+through its `error_for` hook, the data rewrites and the delayed server stop. Each test has its own
+board: no process-wide state."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ import requests
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
 from harness.compute.runtime import ContainerProcess
-from harness.faults import ACTIVE, FaultBoard
+from harness.faults import FaultBoard, FaultInjectingRuntime
 from harness.lambda_runtime import FunctionSpec, LambdaRuntime, zip_sources
 
 
 @pytest.fixture
 def board() -> Iterator[FaultBoard]:
-    yield ACTIVE
-    ACTIVE.clear()
+    board = FaultBoard()
+    yield board
+    board.clear()
 
 
 @pytest.fixture
@@ -39,8 +42,9 @@ def image_tree(tmp_path: Path) -> Path:
 def test_a_failing_training_container_writes_its_reason_and_exits_with_the_code(
     board: FaultBoard, image_tree: Path, tmp_path: Path
 ) -> None:
-    runtime = ProcessRuntime()
-    image = runtime.resolve(f"repo@{runtime.register(image_tree)}")
+    inner = ProcessRuntime()
+    runtime = FaultInjectingRuntime(inner, board)
+    image = runtime.resolve(f"repo@{inner.register(image_tree)}")
     board.fail_training("injected: out of memory", exit_code=3)
     base = tmp_path / "opt" / "ml"
     base.mkdir(parents=True)
@@ -55,8 +59,9 @@ def test_a_failing_training_container_writes_its_reason_and_exits_with_the_code(
 def test_an_unhealthy_server_accepts_connections_and_never_answers(
     board: FaultBoard, image_tree: Path, tmp_path: Path
 ) -> None:
-    runtime = ProcessRuntime()
-    image = runtime.resolve(f"repo@{runtime.register(image_tree)}")
+    inner = ProcessRuntime()
+    runtime = FaultInjectingRuntime(inner, board)
+    image = runtime.resolve(f"repo@{inner.register(image_tree)}")
     board.unhealthy_server()
     (tmp_path / "opt" / "ml").mkdir(parents=True)
     serving = runtime.start_serving(image, tmp_path / "opt" / "ml", tmp_path / "serve.log", {})
@@ -90,7 +95,9 @@ def test_the_lambda_worker_raises_the_injected_error_for_the_named_function_only
             memory_mb=128,
         )
 
-    runtime = LambdaRuntime(endpoint_url="http://127.0.0.1:9", cache_dir=tmp_path / "code")
+    runtime = LambdaRuntime(
+        endpoint_url="http://127.0.0.1:9", cache_dir=tmp_path / "code", error_for=board.lambda_error
+    )
     try:
         board.raise_in_lambda("broken", "injected registry outage")
         failed = runtime.invoke(spec("broken"), {})
@@ -181,7 +188,7 @@ def test_a_failing_training_container_under_docker_runs_the_replacement_in_the_i
 ) -> None:
     """The Docker runtime's hook: the image's own interpreter runs the replacement (the offline base
     image, which has python3, stands for any image here)."""
-    runtime = DockerRuntime()
+    runtime = FaultInjectingRuntime(DockerRuntime(), board)
     base_image = "mlops-base:bookworm"
     image_id = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", base_image],
