@@ -20,6 +20,7 @@ echo "== lint"
 .venv/bin/mypy
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
+    .venv/bin/mlops check-iam
 fi
 echo "== tests"
 .venv/bin/pytest "$@"
