@@ -8,6 +8,7 @@ Every command takes the same options: --region, --profile, --stack-prefix, --par
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -106,6 +107,55 @@ def destroy(
             typer.echo("nothing to delete")
         for key, value in report.retained.items():
             typer.echo(f"kept {key} = {value} (DeletionPolicy Retain: remove it by hand when unneeded)")
+
+
+def check_iam(
+    platform: Annotated[
+        Path | None, typer.Option("--platform", help="platform.yaml to check (default: the project's).")
+    ] = None,
+    api: Annotated[
+        Path | None, typer.Option("--api", help="api.yaml to check (default: the project's).")
+    ] = None,
+    buildspec: Annotated[
+        Path | None, typer.Option("--buildspec", help="buildspec.yml to check (default: the project's).")
+    ] = None,
+    dockerfile: Annotated[
+        Path | None, typer.Option("--dockerfile", help="Dockerfile to check (default: container/Dockerfile).")
+    ] = None,
+    parameter: ParameterOption = None,
+) -> None:
+    """Check every role of the rendered templates against what its code, its service and CloudFormation
+    need (deployer.iam_check); no AWS call. Exit 1 when anything is missing, 2 on unreadable input."""
+    import yaml
+
+    from deployer import iam_check
+    from deployer.iam_policy import PolicyError
+
+    root = iam_check.REPO_ROOT
+    try:
+        overrides = compiler.parse_parameters(parameter or [])
+        platform_template = compiler.render_platform(
+            template=iam_check.load_yaml(platform) if platform else None
+        )
+        api_template = iam_check.load_yaml(api) if api else compiler.render_api()
+        buildspec_text = (buildspec or root / "deployer" / "buildspec.yml").read_text(encoding="utf-8")
+        dockerfile_text = (dockerfile or root / "container" / "Dockerfile").read_text(encoding="utf-8")
+        findings = iam_check.check(
+            platform_template,
+            api_template,
+            overrides,
+            buildspec_text=buildspec_text,
+            dockerfile_text=dockerfile_text,
+        )
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError, PolicyError) as error:
+        typer.echo(f"error: check-iam cannot read its input: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    for finding in findings:
+        typer.echo(str(finding))
+    if findings:
+        typer.echo(f"check-iam: {len(findings)} finding(s)", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("check-iam: every role has what its code, its service and CloudFormation need")
 
 
 def _client(region: str | None, profile: str | None, endpoint_url: str | None) -> AwsClient:

@@ -96,9 +96,10 @@ def render_api() -> dict[str, Any]:
     return load_template("api")
 
 
-def render_platform(asl_text: str | None = None) -> dict[str, Any]:
-    """The platform template with the (validated) state machine definition inlined."""
-    template = load_template("platform")
+def render_platform(asl_text: str | None = None, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The platform template (templates/platform.yaml unless given) with the (validated) state machine
+    definition inlined."""
+    template = load_template("platform") if template is None else template
     text = ASL_PATH.read_text(encoding="utf-8") if asl_text is None else asl_text
     definition = asl.parse(text)
     try:

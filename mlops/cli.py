@@ -29,6 +29,7 @@ app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("plan")(deployer_cli.plan)
 app.command("deploy")(deployer_cli.deploy)
 app.command("destroy")(deployer_cli.destroy)
+app.command("check-iam")(deployer_cli.check_iam)
 
 scenario = typer.Typer(help="Replay scenarios (triggers, faults, expectations) against the local harness.")
 scenario.command("run", help=SCENARIO_RUN_HELP)(scenario_run)

@@ -43,4 +43,10 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
     rm -rf "$rootfs"
 fi
-echo "docker-engine: ready (base image $BASE_IMAGE)"
+# The offline image answers for the Dockerfile's default base image (a public image CodeBuild pulls), so
+# that the Dockerfile and the buildspec build here exactly as they do on AWS.
+PUBLIC_BASE=$(sed -n 's/^ARG BASE_IMAGE=//p' "$(dirname "$0")/../container/Dockerfile")
+if [ -n "$PUBLIC_BASE" ] && [ "$PUBLIC_BASE" != "$BASE_IMAGE" ]; then
+    docker tag "$BASE_IMAGE" "$PUBLIC_BASE"
+fi
+echo "docker-engine: ready (base image $BASE_IMAGE${PUBLIC_BASE:+, also as $PUBLIC_BASE})"

@@ -46,6 +46,7 @@ phase "lint"
 .venv/bin/lint-imports --no-cache
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
+    .venv/bin/mlops check-iam
 fi
 phase "tests"
 .venv/bin/pytest "$@"

@@ -13,11 +13,13 @@ config belongs to a later run and is left alone.
 
 The rendered template is read from the assets bucket (`mlops deploy` uploaded it); CloudFormation
 creates the stack with its own role (API_STACK_ROLE_ARN), so this function needs no API Gateway rights.
-"No updates are to be performed" is success. The action waits for the endpoint, then the stack, while
-the Lambda has time, then hands CodePipeline a continuation token (JSON: `{"Step": "promote",
-"Requested": bool}` or `{"Step": "publish", "StackId": ...}`) and is invoked again. On success the
-action's output variables are the stack's outputs (ApiUrl, ApiId, StageName, ApiKeyId,
-ProxyFunctionName); a failed stack fails the action with the failing resources and their reasons. A
+"No updates are to be performed" is success. A stack whose creation rolled back (ROLLBACK_COMPLETE)
+can only be deleted (CloudFormation user guide, "Stack status codes"): it is deleted, then created again,
+so that one failed first publish does not block every later run. The action waits for the endpoint,
+then the stack, while the Lambda has time, then hands CodePipeline a continuation token (JSON:
+`{"Step": "promote", "Requested": bool}` or `{"Step": "publish", "StackId": ...}`) and is invoked
+again. On success the action's output variables are the stack's outputs (ApiUrl, ApiId, StageName,
+ApiKeyId, ProxyFunctionName); a failed stack fails the action with the failing resources and their reasons. A
 direct invoke (`{}`) publishes the API stack only (no promotion), waits without the job API and raises
 on failure.
 
@@ -295,11 +297,14 @@ def start_publish(settings: Settings, cloudformation: Any, s3: Any) -> tuple[str
         "Tags": [{"Key": "project", "Value": settings.project_name}],
     }
     existing = _describe(cloudformation, settings.stack_name)
+    if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        delete_rolled_back(cloudformation, existing, settings.poll_seconds)
+        existing = None
     if existing is None:
         created = cloudformation.create_stack(**request)
         log.info(json.dumps({"creating": settings.stack_name}))
         return str(created["StackId"]), True
-    if existing["StackStatus"] in {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"}:
+    if existing["StackStatus"] in {"ROLLBACK_FAILED", "DELETE_FAILED"}:
         raise PublishError(
             f"stack {settings.stack_name} is {existing['StackStatus']} and cannot be updated: "
             "delete it (mlops destroy) and run the pipeline again"
@@ -313,6 +318,29 @@ def start_publish(settings: Settings, cloudformation: Any, s3: Any) -> tuple[str
         return str(existing["StackId"]), False
     log.info(json.dumps({"updating": settings.stack_name}))
     return str(updated["StackId"]), True
+
+
+DELETE_POLLS = 60
+
+
+def delete_rolled_back(cloudformation: Any, stack: Mapping[str, Any], poll_seconds: float) -> None:
+    """Deletes a stack in ROLLBACK_COMPLETE (its resources are already gone, so this is quick) and waits
+    until it is DELETE_COMPLETE; a deletion that fails or does not end is a PublishError."""
+    stack_id = str(stack["StackId"])
+    reason = stack.get("StackStatusReason")
+    log.info(json.dumps({"deleting_rolled_back": stack["StackName"], "reason": reason}))
+    cloudformation.delete_stack(StackName=stack_id)
+    for _ in range(DELETE_POLLS):
+        current = _describe(cloudformation, stack_id)
+        status = current["StackStatus"] if current is not None else "DELETE_COMPLETE"
+        if status == "DELETE_COMPLETE":
+            return
+        if status != "DELETE_IN_PROGRESS":
+            raise PublishError(
+                f"stack {stack['StackName']} was ROLLBACK_COMPLETE and its deletion is {status}"
+            )
+        time.sleep(poll_seconds)
+    raise PublishError(f"stack {stack['StackName']} was ROLLBACK_COMPLETE and is still being deleted")
 
 
 def wait_for_stack(

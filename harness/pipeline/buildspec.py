@@ -8,6 +8,9 @@ CodeBuild's: a failed install or pre_build skips to the end, a failed build stil
 commands failed or not. One difference from CodeBuild: a command that calls `exit` ends the shell, so
 its phase fails and nothing after it runs (CodeBuild would still run post_build).
 `CODEBUILD_BUILD_SUCCEEDING` is 1 until a phase fails, then 0.
+`phases.install.runtime-versions` selects a runtime as CodeBuild's standard images do; the local runner
+supports `python` only and checks that the build host's `python3` is that version (CodeBuild fails the
+install phase on a version its image lacks), so a wheelhouse the build makes matches the pinned Python.
 After the phases the variables named in `env.exported-variables` are read back from the shell, and the
 files the `artifacts` section names are zipped. Environment precedence is CodeBuild's: the buildspec's
 `env.variables` < the project's variables < the action's (or start-build's) variables.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -48,6 +52,7 @@ class Phase:
     commands: tuple[str, ...] = ()
     finally_commands: tuple[str, ...] = ()
     on_failure: str = "ABORT"
+    runtime_versions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,28 @@ def _phase(name: str, raw: Any) -> Phase:
         tuple(str(c) for c in raw.get("commands") or []),
         tuple(str(c) for c in finally_block),
         on_failure,
+        _runtime_versions(name, raw.get("runtime-versions")),
     )
+
+
+_RUNTIME_VERSION = re.compile(r"^[0-9]+\.[0-9]+$")
+
+
+def _runtime_versions(phase: str, raw: Any) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if phase != "install":
+        raise BuildspecError(f"phase {phase}: runtime-versions belongs to the install phase only")
+    if not isinstance(raw, dict):
+        raise BuildspecError("install.runtime-versions must be a mapping of runtime to version")
+    versions = []
+    for runtime, version in raw.items():
+        if runtime != "python":
+            raise BuildspecError(f"runtime-versions {runtime!r} is not supported by the local runner")
+        if not _RUNTIME_VERSION.match(str(version)):
+            raise BuildspecError(f"runtime-versions python {version!r}: the local runner takes MAJOR.MINOR")
+        versions.append((str(runtime), str(version)))
+    return tuple(versions)
 
 
 def _artifacts(raw: Any) -> ArtifactSpec | None:
@@ -177,6 +203,16 @@ def _script(spec: Buildspec, status_file: Path, exports_file: Path) -> str:
     for phase in spec.phases:
         lines.append(f"__mlops_phase_{phase.name}() {{")
         lines.append("  :")
+        for runtime, version in phase.runtime_versions:
+            wanted = tuple(int(part) for part in version.split("."))
+            check = f"import sys; raise SystemExit(sys.version_info[:2] != {wanted})"
+            selecting = f"[Container] Selecting {runtime} runtime version {version}"
+            lines.append(f"  echo {shlex.quote(selecting)}")
+            lines.append(
+                f"  python3 -c {shlex.quote(check)} || {{ echo "
+                f"{shlex.quote(f'Unknown runtime version named {version} of {runtime}: python3 is not it')}; "
+                "return 1; }"
+            )
         for command in phase.commands:
             lines.append(f"  echo {shlex.quote('[Container] Running command ' + command.strip())}")
             lines.append("  {")

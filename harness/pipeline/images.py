@@ -3,7 +3,9 @@
 - `DockerImageBuild`: the buildspec's `docker build`/`docker push` go to the Docker engine and to a
   `LocalRegistry` that stands for ECR (REGISTRY_HOST is the registry's `127.0.0.1:PORT`, REGISTRY_LOGIN
   `none`); afterwards the pushed manifest is recorded in the emulator's ECR (`put_image`) under the
-  commit's tag and `latest`.
+  commit's tag and `latest`. Nothing else goes into the build: the Dockerfile's default base image (a
+  public image CodeBuild pulls) is answered by the offline base image, tagged with that very name in the
+  engine before the build (`answer_for_base_image`), so no BASE_IMAGE build argument is injected.
 - `ProcessImageBuild`: `docker` on the build's PATH is `harness.pipeline.docker_standin`, which tags the
   source tree by its content hash; afterwards the tree is registered with the process runtime, which
   then runs exactly this tree for the training job and the endpoint. The tree is the Build action's
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -54,6 +58,34 @@ def _link_wheelhouse(source_dir: Path, wheelhouse: Path | None) -> None:
                 shutil.copyfile(wheel, target / wheel.name)
 
 
+_DEFAULT_BASE = re.compile(r"^ARG BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
+
+
+def dockerfile_base_image(dockerfile: Path) -> str:
+    """The Dockerfile's default base image (`ARG BASE_IMAGE=...`), or "" when it declares none."""
+    if not dockerfile.is_file():
+        return ""
+    match = _DEFAULT_BASE.search(dockerfile.read_text(encoding="utf-8"))
+    return match.group(1) if match else ""
+
+
+def answer_for_base_image(local_image: str, reference: str, docker: str = "docker") -> None:
+    """Tags `local_image` as `reference` in the engine unless `reference` is already there, so that the
+    classic builder's `FROM reference` finds it without pulling (the engine here is offline)."""
+    if not reference or reference == local_image:
+        return
+    inspect = [docker, "image", "inspect", "--format", "{{.Id}}", reference]
+    if subprocess.run(inspect, capture_output=True, check=False, timeout=60).returncode == 0:
+        return
+    tagged = subprocess.run(
+        [docker, "tag", local_image, reference], capture_output=True, text=True, check=False, timeout=60
+    )
+    if tagged.returncode != 0:
+        raise ActionFailed(
+            f"cannot answer for the base image {reference} with {local_image}: {tagged.stderr.strip()}"
+        )
+
+
 def _exported(exported: Mapping[str, str], name: str) -> str:
     value = exported.get(name, "")
     if not value:
@@ -72,13 +104,14 @@ class DockerImageBuild:
 
     def environment(self, work_dir: Path) -> Mapping[str, str]:
         del work_dir
-        env = {"REGISTRY_HOST": self._registry.host, "REGISTRY_LOGIN": "none", "DOCKER_BUILDKIT": "0"}
-        if self._base_image:
-            env["BASE_IMAGE"] = self._base_image
-        return env
+        # The local registry stands for ECR (as the emulator's endpoint stands for AWS's): where, not what.
+        return {"REGISTRY_HOST": self._registry.host, "REGISTRY_LOGIN": "none"}
 
     def prepare(self, source_dir: Path) -> None:
         _link_wheelhouse(source_dir, self._wheelhouse)
+        if self._base_image:
+            reference = dockerfile_base_image(source_dir / "container" / "Dockerfile")
+            answer_for_base_image(self._base_image, reference)
 
     def finish(self, source_dir: Path, exported: Mapping[str, str]) -> Mapping[str, str]:
         del source_dir

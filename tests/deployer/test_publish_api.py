@@ -116,24 +116,68 @@ def test_a_missing_template_fails_the_action(
     assert "could not publish the API" in message and "NoSuchKey" in message
 
 
-def test_a_stack_whose_creation_failed_is_reported_not_updated(
+def test_a_stack_whose_creation_rolled_back_is_deleted_then_created_again(
     emulator: EmbeddedEmulator, handler_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """CloudFormation user guide, "Stack status codes": ROLLBACK_COMPLETE is what a failed stack creation
+    ends in, and such a stack can only be deleted (UpdateStack is refused). publish-api deletes it and
+    creates the stack again, instead of refusing every later run.
+
+    moto never rolls a stack back, so the rolled-back stack is given by a thin wrapper around the
+    emulator's CloudFormation (a mock where the real part cannot produce the state); the deletion's wait
+    and the new stack's creation run against the emulator."""
+    monkeypatch.setenv("API_STACK_NAME", "dtest-api-rolled-back")
+    settings = publish_api.Settings.from_env()
+    real = emulator.client("cloudformation")
+    dead_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/dtest-api-rolled-back/dead"
+    calls: list[str] = []
+
+    class RolledBackCloudFormation:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def describe_stacks(self, StackName: str) -> dict[str, Any]:
+            if StackName == dead_id:  # by id, a deleted stack stays describable as DELETE_COMPLETE
+                status = "DELETE_COMPLETE" if "delete" in calls else "ROLLBACK_COMPLETE"
+                return {"Stacks": [{"StackId": dead_id, "StackName": StackName, "StackStatus": status}]}
+            if StackName == settings.stack_name and "delete" not in calls:
+                dead = {"StackId": dead_id, "StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE"}
+                return {"Stacks": [dead]}
+            return dict(real.describe_stacks(StackName=StackName))
+
+        def delete_stack(self, StackName: str) -> None:
+            assert StackName == dead_id
+            calls.append("delete")
+
+        def update_stack(self, **request: Any) -> None:
+            raise AssertionError("a ROLLBACK_COMPLETE stack cannot be updated")
+
+    cloudformation = RolledBackCloudFormation()
+    stack_id, changed = publish_api.start_publish(settings, cloudformation, emulator.client("s3"))
+    assert calls == ["delete"] and changed and stack_id != dead_id
+    stack = publish_api.wait_for_stack(cloudformation, stack_id, 0.05, lambda: 60_000)
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert publish_api.check_result(cloudformation, stack, changed)["ApiUrl"].endswith("/v1/predict")
+
+
+def test_a_stack_whose_rollback_failed_is_reported_not_updated(
+    emulator: EmbeddedEmulator, handler_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ROLLBACK_FAILED needs a person (CloudFormation user guide, "Stack status codes": continue the
+    rollback or delete the stack); the stack is given here because moto never rolls back."""
     monkeypatch.setenv("API_STACK_NAME", "dtest-api-dead")
     settings = publish_api.Settings.from_env()
     dead: dict[str, Any] = {
         "StackId": "id",
         "StackName": settings.stack_name,
-        "StackStatus": "ROLLBACK_COMPLETE",
+        "StackStatus": "ROLLBACK_FAILED",
     }
 
     class DeadStackCloudFormation:
-        """A stack in ROLLBACK_COMPLETE: moto never rolls a stack back, so this state is given here."""
-
         def describe_stacks(self, StackName: str) -> dict[str, Any]:
             return {"Stacks": [dead]}
 
-    with pytest.raises(publish_api.PublishError, match="ROLLBACK_COMPLETE and cannot be updated"):
+    with pytest.raises(publish_api.PublishError, match="ROLLBACK_FAILED and cannot be updated"):
         publish_api.start_publish(settings, DeadStackCloudFormation(), emulator.client("s3"))
 
 

@@ -152,3 +152,44 @@ def test_no_matching_artifacts_is_an_error(tmp_path: Path) -> None:
     assert spec.artifacts is not None
     with pytest.raises(BuildspecError, match="no matching artifact paths"):
         collect_artifacts(spec.artifacts, tmp_path, tmp_path / "a.zip")
+
+
+def test_runtime_versions_pin_the_builds_python(tmp_path: Path) -> None:
+    """CodeBuild user guide, "Runtime versions" / buildspec reference `phases/install/runtime-versions`:
+    the install phase selects the runtime, and a version the image lacks fails the install phase (and
+    with it the build). The local runner checks the build host's python3 against the pin."""
+    import sys
+
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    template = "version: 0.2\nphases:\n  install:\n    runtime-versions:\n      python: '{v}'\n" + (
+        "  build:\n    commands: ['python3 -c \"import sys; print(sys.version_info[:2])\" > v.txt']\n"
+    )
+    ok = run_buildspec(parse_buildspec(template.format(v=here)), tmp_path, _env(), tmp_path / "ok.log")
+    assert ok.succeeded, (tmp_path / "ok.log").read_text()
+    assert "Selecting python runtime version" in (tmp_path / "ok.log").read_text()
+    wrong = run_buildspec(parse_buildspec(template.format(v="2.7")), tmp_path, _env(), tmp_path / "no.log")
+    failed = wrong.failed_phase()
+    assert not wrong.succeeded and failed is not None and failed.name == "install"
+    assert "Unknown runtime version named 2.7 of python" in (tmp_path / "no.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 0.2\nphases:\n  build: {runtime-versions: {python: '3.11'}}\n", "install phase only"),
+        ("version: 0.2\nphases:\n  install: {runtime-versions: {java: corretto17}}\n", "'java' is not"),
+        ("version: 0.2\nphases:\n  install: {runtime-versions: {python: latest}}\n", "MAJOR.MINOR"),
+    ],
+)
+def test_runtime_versions_the_runner_cannot_honour_are_rejected(text: str, message: str) -> None:
+    with pytest.raises(BuildspecError, match=message):
+        parse_buildspec(text)
+
+
+def test_the_deployers_buildspec_pins_python_311() -> None:
+    """The image's Python is CPython 3.11 (container/Dockerfile), so the buildspec's `pip wheel` must run
+    under 3.11 for the wheels to install there."""
+    repo = Path(__file__).resolve().parents[2]
+    spec = parse_buildspec((repo / "deployer" / "buildspec.yml").read_text(encoding="utf-8"))
+    install = next(phase for phase in spec.phases if phase.name == "install")
+    assert install.runtime_versions == (("python", "3.11"),)
