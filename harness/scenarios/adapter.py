@@ -51,8 +51,10 @@ from pydantic import JsonValue
 from harness import datasets
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
-from harness.flow import FlowOptions, LocalFlow, plain_item
-from harness.pipeline import Pipeline, PipelineResult, deployed_pipeline
+from harness.flow import LocalFlow
+from harness.flow_model import FlowOptions
+from harness.model_registry import plain_item
+from harness.pipeline import Pipeline, PipelineResult
 from harness.scenarios.interface import (
     ApiEndpoint,
     EndpointView,
@@ -278,16 +280,16 @@ class LocalScenarioHarness:
             time_scale=settings.time_scale or DEFAULT_TIME_SCALE,
             source=self.source,
             report_dir=settings.work_dir / "report",
+            parameters=(
+                {"QualityThreshold": f"{settings.quality_threshold:g}"}
+                if settings.quality_threshold is not None
+                else {}
+            ),
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow
         flow.start()
-        stack = flow.stack
-        self.pipeline = deployed_pipeline(
-            stack.client("cloudformation"), stack.deployment.platform_stack_name, ACCOUNT_ID
-        ).pipeline
-        if settings.quality_threshold is not None:
-            self._set_quality_threshold(settings.quality_threshold)
+        self.pipeline = flow.stack.deployed_pipeline().pipeline
         flow.put_data(training_examples(settings.data))
         self._worker = threading.Thread(target=self._run_pipelines, name="scenario-pipeline", daemon=True)
         self._worker.start()
@@ -336,15 +338,6 @@ class LocalScenarioHarness:
     def _note(self, text: str) -> None:
         with self._lines_lock:
             self._lines.append(_Line(time.time(), text))
-
-    def _set_quality_threshold(self, threshold: float) -> None:
-        """The start-training Lambda's QUALITY_THRESHOLD (the platform's QualityThreshold parameter)."""
-        stack = self._flow.stack
-        lambdas = stack.client("lambda")
-        name = stack.deployment.start_training_function
-        variables = dict(lambdas.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
-        variables["QUALITY_THRESHOLD"] = f"{threshold:g}"
-        lambdas.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
 
     # -- pipeline runs -------------------------------------------------------------------------------
     def _run_pipelines(self) -> None:

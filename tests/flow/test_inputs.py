@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.datasets import Example, write_csv
-from harness.flow import FlowOptions, Query, plain_item, read_queries, resolve_runtime, training_and_queries
+from harness.flow_model import FlowOptions, Query
+from harness.inputs import read_queries, resolve_runtime, training_and_queries
+from harness.model_registry import plain_item
 
 
 def test_default_queries_are_held_out_test_rows_one_per_intent() -> None:
