@@ -57,6 +57,7 @@ import boto3
 from deployer import compile as compiler
 from deployer import deploy as deployment
 from deployer.client import AwsClient
+from deployer.lambdas import contracts
 from deployer.lambdas.start_training import data_version
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
 from harness.compute.plane import ComputePlane
@@ -94,11 +95,8 @@ EMULATOR_PARAMETERS: Mapping[str, str] = {
     "TrainingInstanceType": "ml.m5.xlarge",
     "HostingInstanceType": "ml.m5.large",
 }
-# The build record's key in the artifact bucket (deployer/lambdas/start_training.py LATEST_BUILD_KEY).
-LATEST_BUILD_KEY = "builds/latest.json"
 # Loggers that are chatty at INFO; quiet mode holds them at WARNING while the stack runs.
 _CHATTY_LOGGERS = ("moto", "werkzeug", "botocore", "harness", "deployer")
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 class LocalAwsError(RuntimeError):
@@ -234,7 +232,7 @@ class ExecutionResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
+        return self.status == contracts.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -523,17 +521,11 @@ class LocalAws:
     def write_build_record(self, image: Image, commit_id: str, hyperparameters: Mapping[str, str]) -> str:
         """Writes `build.json` to `s3://<ArtifactBucket>/builds/latest.json`, as the Train action copies
         the Build stage's record there, so that new data trains this image. Returns the S3 URI."""
-        record = {
-            "ImageUri": image.uri,
-            "ImageDigest": image.digest,
-            "CommitId": commit_id,
-            "Hyperparameters": dict(hyperparameters),
-        }
+        record = contracts.BuildRecord(image.uri, image.digest, commit_id, dict(hyperparameters))
         bucket = self.deployment.artifact_bucket
-        self.client("s3").put_object(
-            Bucket=bucket, Key=LATEST_BUILD_KEY, Body=json.dumps(record).encode("utf-8")
-        )
-        return f"s3://{bucket}/{LATEST_BUILD_KEY}"
+        key = contracts.LATEST_BUILD_KEY
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=record.to_json().encode("utf-8"))
+        return f"s3://{bucket}/{key}"
 
     # -- executions ----------------------------------------------------------------------------------
     def execution_input(
@@ -550,16 +542,16 @@ class LocalAws:
         if not data_uri.startswith("s3://"):
             raise ValueError(f"the training data is an s3:// URI, not {data_uri!r}")
         deployed = self.deployment
-        return {
-            "TrainingImage": image.uri,
-            "TrainingData": data_uri,
-            "OutputPath": f"s3://{deployed.artifact_bucket}/models/",
-            "Hyperparameters": dict(hyperparameters),
-            "QualityThreshold": quality_threshold,
-            "EndpointName": endpoint_name or deployed.endpoint_name,
-            "ImageDigest": image.digest,
-            **(extra or {}),
-        }
+        return contracts.execution_input(
+            training_image=image.uri,
+            training_data=data_uri,
+            output_path=f"s3://{deployed.artifact_bucket}/models/",
+            hyperparameters=hyperparameters,
+            quality_threshold=quality_threshold,
+            endpoint_name=endpoint_name or deployed.endpoint_name,
+            image_digest=image.digest,
+            travelling=extra,
+        )
 
     def start_execution(self, name: str, execution_input: Mapping[str, Any]) -> str:
         """Starts the training state machine; returns the execution ARN."""
@@ -574,7 +566,7 @@ class LocalAws:
         deadline = time.monotonic() + timeout_s
         while True:
             described = sfn.describe_execution(executionArn=execution_arn)
-            if described["status"] in _TERMINAL:
+            if described["status"] in contracts.TERMINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still runs after {timeout_s} s")

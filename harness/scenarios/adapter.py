@@ -48,6 +48,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from pydantic import JsonValue
 
+from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
@@ -94,7 +95,6 @@ _NOISY_LOGGERS: Final = {
     "harness.seams.awslambda": logging.ERROR,
     "moto.stepfunctions.parser.asl.component.eval_component": logging.CRITICAL,
 }
-_TERMINAL_EXECUTION: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # Step Functions history events that end a task state badly.
 _TASK_FAILURES: Final = frozenset(
     {"TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed", "TaskStartedFailed"}
@@ -535,7 +535,7 @@ class LocalScenarioHarness:
                 error=described.get("error"),
                 cause=described.get("cause"),
             )
-            if status in _TERMINAL_EXECUTION:
+            if status in TERMINAL_STATUSES:
                 self._executions.views[arn] = view
                 where = f" in {view.failed_state}" if view.failed_state else ""
                 why = f": {view.error}: {view.cause}" if view.error or view.cause else ""
