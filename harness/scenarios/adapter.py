@@ -48,6 +48,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from pydantic import JsonValue
 
+from deployer.asl import transitions
 from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
 from harness.datasets import Example
@@ -185,11 +186,7 @@ def doomed_states(definition: Mapping[str, Any]) -> frozenset[str]:
     states: Mapping[str, Mapping[str, Any]] = definition.get("States", {})
 
     def successors(state: Mapping[str, Any]) -> set[str]:
-        found = {str(state["Next"])} if "Next" in state else set()
-        found |= {str(choice["Next"]) for choice in state.get("Choices", []) if "Next" in choice}
-        found |= {str(state["Default"])} if "Default" in state else set()
-        found |= {str(catch["Next"]) for catch in state.get("Catch", []) if "Next" in catch}
-        return found
+        return {str(target) for _, target in transitions(state)}
 
     doomed = {name for name, state in states.items() if state.get("Type") == "Fail"}
     changed = True
