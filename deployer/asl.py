@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["KNOWN_TASK_RESOURCES", "AslError", "parse", "validate"]
+__all__ = ["KNOWN_TASK_RESOURCES", "AslError", "parse", "transitions", "validate"]
 
 # The service integrations this project's state machines may call. A typo in a Resource would
 # otherwise only show when an execution reaches that state.
@@ -92,7 +92,7 @@ def _state_problems(where: str, state: object, states: Mapping[str, Any]) -> Ite
     if kind not in _STATE_TYPES:
         yield f"{where}: unknown Type {kind!r}"
         return
-    for field, target in _targets(state):
+    for field, target in transitions(state):
         if target not in states:
             yield f"{where}: {field} names {target!r}, which is not a state"
     if kind in _TERMINAL_TYPES:
@@ -124,7 +124,9 @@ def _state_problems(where: str, state: object, states: Mapping[str, Any]) -> Ite
         yield from _problems(processor, where=f"{where}.ItemProcessor.")
 
 
-def _targets(state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def transitions(state: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """A state's outgoing transitions as (field, target): Next, Default, each Choices[i].Next and
+    each Catch[i].Next (the one reading of the ASL's edges; the scenarios' views use it too)."""
     if "Next" in state:
         yield "Next", state["Next"]
     if "Default" in state:
@@ -144,7 +146,7 @@ def _reachable(start: str, states: Mapping[str, Any]) -> set[str]:
         state = states[pending.pop()]
         if not isinstance(state, Mapping):
             continue
-        for _, target in _targets(state):
+        for _, target in transitions(state):
             if target in states and target not in seen:
                 seen.add(target)
                 pending.append(target)

@@ -1,7 +1,7 @@
 """Deterministic Lambda zips: the same sources always give the same bytes, hence the same S3 key.
 
 Each zip holds the package path `deployer/lambdas/` with only the function's own module and the shared
-modules it imports (`pipeline_job`), plus empty `__init__.py` files, so the handler is
+modules it imports (`pipeline_job`, `contracts`), plus empty `__init__.py` files, so the handler is
 `deployer.lambdas.<name>.handler` both here and on AWS. Entries are sorted, dated 1980-01-01 and
 mode 0644; the key is `lambdas/<name>-<sha256[:16]>.zip`, so a second deploy of unchanged code
 uploads nothing and leaves the stack's parameters unchanged.
@@ -21,9 +21,9 @@ LAMBDAS_DIR = Path(__file__).resolve().parent / "lambdas"
 
 # Function module -> the shared modules it imports. Explicit, so a zip never carries another's code.
 FUNCTIONS: dict[str, tuple[str, ...]] = {
-    "start_training": ("pipeline_job",),
-    "register_model": ("pipeline_job",),
-    "publish_api": ("pipeline_job",),
+    "start_training": ("pipeline_job", "contracts"),
+    "register_model": ("pipeline_job", "contracts"),
+    "publish_api": ("pipeline_job", "contracts"),
     "api_proxy": (),
 }
 

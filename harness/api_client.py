@@ -26,9 +26,10 @@ from typing import Any
 
 import requests
 
+from harness.flow_model import MAX_API_BATCH, Query, SampleAnswer
+
 API_KEY_HEADER = "x-api-key"
-# The proxy Lambda's default MAX_INPUTS (deployer/lambdas/api_proxy.py).
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_BATCH_SIZE = MAX_API_BATCH
 DEFAULT_TIMEOUT_S = 30.0
 TOO_MANY_REQUESTS = 429
 
@@ -185,3 +186,18 @@ def _predictions(queries: list[str], body: Any, attempts: int) -> list[Predictio
         else:
             answers.append(Prediction(query, 200, problem=f"no intent in {item!r}"[:300], attempts=attempts))
     return answers
+
+
+def ask(client: ApiClient, queries: Sequence[Query]) -> list[SampleAnswer]:
+    """The main job's sample answers: every query through `client`, in order."""
+    predictions = client.predict([query.text for query in queries])
+    return [
+        SampleAnswer(query.text, query.expected, answer.http_status, answer.intent, answer.problem)
+        for query, answer in zip(queries, predictions, strict=True)
+    ]
+
+
+def call_api(url: str, api_key: str, query: Query) -> SampleAnswer:
+    """One query through the API (a throttled request retried, as `ApiClient` does)."""
+    with ApiClient(url, api_key) as client:
+        return ask(client, [query])[0]

@@ -2,329 +2,84 @@
 
 `LocalFlow` composes what exists and re-implements none of it:
 
-1. `harness.local.LocalAws`: the embedded emulator, the compute plane on the chosen runtime, the
-   Lambda runtime and the local API gateway; `deploy()` pushes the deployer's definitions;
+1. `harness.local.LocalAws`, which assembles the whole stack (emulator, compute plane, Lambda
+   runtime, API gateway, pipeline runner and image registry); `deploy()` with the flow's parameters;
 2. the training data (a `Query,Intent` CSV) put under the data prefix of the data bucket;
-3. `harness.pipeline`: the deployed CodePipeline run by `PipelineRunner`, Source (a commit of a git
-   repository: by default this repository's working tree as a commit) → Build → Train → Approve →
-   Register → PublishApi, with GetPipelineState served from the runner's state (the register-model
-   Lambda reads its approver there);
+3. `LocalAws.pipeline_runner()`: the deployed CodePipeline, Source (a commit of a git repository: by
+   default this repository's working tree as a commit) → Build → Train → Approve → Register →
+   PublishApi, with GetPipelineState served from the runner's state (the register-model Lambda
+   reads its approver there);
 4. the API called over HTTP (the local gateway, with the key) with sample queries;
-5. `harness.report`: the run's report folder.
+5. `harness.run_report`: the run's report folder.
 
-Knobs (each a `FlowOptions` field and an `mlops run` option):
-- `runtime`: `docker` (the image the Build stage built and pushed to a local registry that stands for
-  ECR), `process` (the committed tree's `container/train` and `serve` as child processes) or `auto`:
-  docker when an engine answers AND the base image (`BASE_IMAGE`) exists, else process.
-- `time_scale`: multiplies Step Functions' Wait states, Retry intervals and `.sync` polls (0.01: the
-  state machine's 30 s endpoint poll takes 0.3 s).
-- `poll_seconds`: the start-training and publish-api Lambdas' `POLL_SECONDS` (their documented
-  optional variable, 10 s and 5 s on AWS), set on the deployed functions: how often the Train action
-  looks at its execution, and PublishApi at the endpoint it promotes and the API stack.
-- `approval`: `auto`, `prompt` (asks in the terminal) or `wait` (blocks until `mlops approve` /
-  `mlops reject` decides through the approval channel under the work dir, `harness.control`).
+Around it: `harness.flow_model` (options, errors, outcome), `harness.inputs`, `harness.api_client`,
+`harness.model_registry`, `harness.log_follower`; the terminal text is `mlops.flow`'s.
 
-Output is quiet: one line per stage with elapsed time, the training job's epoch and metric lines, then
-the API URL, key, sample answers and registry entry (`FlowSummary`).
+Knobs: the `FlowOptions` fields (harness/flow_model.py, each documented there), each an `mlops run`
+option: runtime, time scale, Lambda poll seconds, approval mode, API batch size, training cache.
+
+Output is quiet: a line per stage and the training job's epoch and metric lines; then a `FlowSummary`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from harness import datasets
-from harness.api_client import DEFAULT_BATCH_SIZE, ApiClient, Prediction
-from harness.compute.docker import DockerRuntime
-from harness.compute.process import ProcessRuntime
-from harness.compute.training_cache import default_cache_root, reused_from
+from harness import datasets, model_registry
+from harness.api_client import ApiClient, ask
+from harness.compute.training_cache import default_cache_root
 from harness.control import ControlChannel
 from harness.datasets import Example
-from harness.emulator import ACCOUNT_ID, REGION
+from harness.flow_model import (
+    API_STAGE,
+    SETUP_STAGE,
+    FlowError,
+    FlowOptions,
+    FlowSummary,
+    Query,
+    SampleAnswer,
+)
+from harness.inputs import resolve_runtime, training_and_queries
 from harness.local import DataObject, LocalAws, LocalAwsOptions
+from harness.log_follower import TrainingLogFollower
 from harness.pipeline import (
     ApprovalPolicy,
-    ArtifactStore,
-    DockerImageBuild,
-    EmulatorJobBoard,
-    LocalRegistry,
     PipelineEvent,
     PipelineResult,
     PipelineRunner,
-    ProcessImageBuild,
     ProgressPrinter,
     PromptApproval,
     SourceRequest,
-    boto3_invoker,
-    default_executors,
-    deployed_pipeline,
-    invoke_client,
     policy_named,
-    state_listener,
 )
-from harness.report import RunReport, write_report
+from harness.run_report import write_run_report
 
 LOG = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# The Dockerfile's default base image (container/Dockerfile `ARG BASE_IMAGE`), made by
-# scripts/docker-engine.sh: no registry pull works here, so without it no image can be built.
-BASE_IMAGE = "mlops-base:bookworm"
-WHEELHOUSE = REPO_ROOT / "container" / "wheels"
-RUNTIMES = ("auto", "docker", "process")
-APPROVALS = ("auto", "prompt", "wait")
-# Stage names of the phases around the pipeline, as they appear in a summary's `failed_stage`.
-SETUP_STAGE = "Setup"
-API_STAGE = "CallApi"
-DEFAULT_SAMPLES = 5
-API_TIMEOUT_S = 30.0
 
-
-class FlowError(RuntimeError):
-    """A phase of the flow failed; `stage` names it (a pipeline stage, Setup or CallApi)."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(f"{stage}: {reason}")
-        self.stage = stage
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class FlowOptions:
-    """How `mlops run` runs. Every field has a default that suits a developer machine."""
-
-    work_dir: Path
-    runtime: str = "auto"
-    data: Path | None = None  # a `Query,Intent` CSV; None: CLINC150's clinc10 subset (train split)
-    queries: Path | None = None  # a CSV with `Query` (and optionally `Intent`); None: held-out rows
-    approval: str = "auto"
-    report_dir: Path | None = None  # None: <work_dir>/report
-    time_scale: float = 0.01
-    poll_seconds: float = 0.5
-    source: Path = REPO_ROOT  # the git repository the Source stage commits
-    ref: str | None = None  # None: the working tree as a commit
-    samples: int = DEFAULT_SAMPLES
-    api_batch_size: int = DEFAULT_BATCH_SIZE  # queries per API request (the API takes up to 64)
-    training_cache: bool = True  # reuse a finished training job's artifacts (harness.compute.training_cache)
-
-    def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")
-        if self.approval not in APPROVALS:
-            raise ValueError(f"approval must be one of {', '.join(APPROVALS)}, not {self.approval!r}")
-        for name in ("data", "queries"):
-            path = getattr(self, name)
-            if path is not None and not path.is_file():
-                raise ValueError(f"--{name}: {path} is not a file")
-        if not 0 < self.time_scale <= 1000:
-            raise ValueError(f"time_scale must be in (0, 1000], got {self.time_scale}")
-        if not 0 < self.poll_seconds <= 60:
-            raise ValueError(f"poll_seconds must be in (0, 60], got {self.poll_seconds}")
-        if self.samples < 1:
-            raise ValueError(f"samples must be at least 1, got {self.samples}")
-        if not 1 <= self.api_batch_size <= DEFAULT_BATCH_SIZE:
-            raise ValueError(f"api_batch_size must be in [1, {DEFAULT_BATCH_SIZE}]: {self.api_batch_size}")
-
-    @property
-    def report_folder(self) -> Path:
-        return self.report_dir if self.report_dir is not None else self.work_dir / "report"
-
-
-@dataclass(frozen=True)
-class Query:
-    text: str
-    expected: str | None = None
-
-
-@dataclass(frozen=True)
-class SampleAnswer:
-    query: str
-    expected: str | None
-    http_status: int
-    intent: str | None
-    error: str | None = None
-
-
-@dataclass
-class FlowSummary:
-    """The run's outcome; `to_json()` is `mlops run --json`'s last line."""
-
-    status: str = "failed"
-    failed_stage: str | None = None
-    reason: str | None = None
-    runtime: str = ""
-    stage_timings_s: dict[str, float] = field(default_factory=dict)
-    execution_id: str | None = None
-    execution_arn: str | None = None
-    endpoint_name: str | None = None
-    model_version: str | None = None
-    commit_id: str | None = None
-    image_digest: str | None = None
-    data_version: str | None = None
-    api_url: str | None = None
-    api_key: str | None = None
-    emulator_url: str | None = None
-    sample_answers: list[SampleAnswer] = field(default_factory=list)
-    api_throttled: int = 0  # 429s the API client met and retried (or, when retries ran out, returned)
-    training_cache_hit: bool = False  # the training job reused an earlier job's artifacts
-    registry_item: dict[str, Any] | None = None
-    report_dir: str | None = None
-    wall_s: float = 0.0
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "succeeded"
-
-    def to_json(self) -> dict[str, Any]:
-        document = asdict(self)
-        if self.succeeded:
-            document.pop("failed_stage")
-            document.pop("reason")
-        return document
-
-
-# -- inputs -------------------------------------------------------------------------------------------
-def resolve_runtime(name: str) -> str:
-    """`docker` or `process` for `name`; `auto` is docker when an engine answers and BASE_IMAGE exists."""
-    if name == "process":
-        return name
-    docker_ready = DockerRuntime().available() and _image_exists(BASE_IMAGE)
-    if name == "auto":
-        return "docker" if docker_ready else "process"
-    if not docker_ready:
-        raise FlowError(
-            SETUP_STAGE,
-            f"the docker runtime needs a Docker engine and the base image {BASE_IMAGE} "
-            "(scripts/docker-engine.sh makes both); use --runtime process",
-        )
-    return name
-
-
-def _image_exists(reference: str) -> bool:
-    try:
-        found = subprocess.run(
-            ["docker", "image", "inspect", reference], capture_output=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return found.returncode == 0
-
-
-def training_and_queries(
-    data: Path | None, queries: Path | None, samples: int
-) -> tuple[list[Example], list[Query]]:
-    """The training rows and the sample queries. Without `queries`, a few rows are held out: from
-    CLINC150's test split for the default data, else taken out of the given data (one per intent, for
-    as many intents as `samples`), so the model never trained on them."""
-    if data is None:
-        intents = datasets.clinc10_intents()
-        training = datasets.clinc150_split("train", intents)
-        pool = datasets.clinc150_split("test", intents)
-        held_out = _one_per_intent(pool, samples)
-    else:
-        rows = datasets.read_csv(data)
-        if not rows:
-            raise FlowError(SETUP_STAGE, f"--data {data} has no rows")
-        held_out = [] if queries is not None else _one_per_intent(list(reversed(rows)), samples)
-        taken = {id(example) for example in held_out}
-        training = [example for example in rows if id(example) not in taken]
-    if queries is not None:
-        return training, read_queries(queries)
-    return training, [Query(example.query, example.intent) for example in held_out]
-
-
-def _one_per_intent(pool: Sequence[Example], count: int) -> list[Example]:
-    chosen: dict[str, Example] = {}
-    for example in pool:
-        if example.intent not in chosen:
-            chosen[example.intent] = example
-        if len(chosen) == count:
-            break
-    return list(chosen.values())
-
-
-def read_queries(path: Path) -> list[Query]:
-    """A CSV with the header `Query` and optionally `Intent` (the expected answer)."""
-    import csv
-
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "Query" not in reader.fieldnames:
-            raise ValueError(f"{path}: expected a CSV header with Query (and optionally Intent)")
-        found = [Query(row["Query"], row.get("Intent") or None) for row in reader if row["Query"]]
-    if not found:
-        raise ValueError(f"{path}: no queries")
-    return found
-
-
-# -- training progress --------------------------------------------------------------------------------
-class TrainingLogFollower:
-    """Prints the training jobs' epoch and metric lines (`epoch=..; train_loss=..;`, `accuracy=..;`)
-    while a stage runs, by following every `train.log` under the compute plane's folder."""
-
-    def __init__(self, root: Path, write: Callable[[str], None], interval_s: float = 0.5) -> None:
-        self._root = root
-        self._write = write
-        self._interval_s = interval_s
-        self._offsets: dict[Path, int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> TrainingLogFollower:
-        for path in self._root.glob("training-jobs/*/*/*/train.log"):
-            self._offsets[path] = path.stat().st_size  # earlier jobs are not this run's progress
-        self._thread = threading.Thread(target=self._follow, name="training-log", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._read_new()
-
-    def _follow(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self._read_new()
-
-    def _read_new(self) -> None:
-        for path in sorted(self._root.glob("training-jobs/*/*/*/train.log")):
-            offset = self._offsets.get(path, 0)
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._offsets[path] = offset + len(complete)
-            for line in complete.decode("utf-8", errors="replace").splitlines():
-                if "train_loss=" in line or line.startswith("accuracy="):
-                    self._write(f"             training {path.parent.name}: {line.strip()}")
-
-
-# -- the flow -----------------------------------------------------------------------------------------
 class LocalFlow:
     """The local stack with the deployed definitions and a pipeline runner over them."""
 
-    def __init__(self, options: FlowOptions, write: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        options: FlowOptions,
+        write: Callable[[str], None] = print,
+        events: Callable[[PipelineEvent], None] | None = None,
+    ) -> None:
+        """`write` takes the flow's lines; `events` the pipeline's (default: one line per event)."""
         self.options = options
-        self.api_throttled = 0
         self.write = write
+        self._pipeline_events = events if events is not None else ProgressPrinter(write)
         self.runtime = ""
         self.aws: LocalAws | None = None
         self.data: DataObject | None = None
-        self._registry: LocalRegistry | None = None
         self._runner: PipelineRunner | None = None
         self.control = ControlChannel(options.work_dir)
 
@@ -335,45 +90,22 @@ class LocalFlow:
         self.runtime = resolve_runtime(options.runtime)
         options.work_dir.mkdir(parents=True, exist_ok=True)
         try:
-            aws = LocalAws(
+            parameters = {
+                "StartTrainingPollSeconds": f"{options.poll_seconds:g}",
+                "PublishApiPollSeconds": f"{options.poll_seconds:g}",
+                **options.parameters,
+            }
+            self.aws = LocalAws(
                 LocalAwsOptions(
                     work_dir=options.work_dir,
                     runtime=self.runtime,
                     time_scale=options.time_scale,
+                    parameters=parameters,
                     training_cache=default_cache_root() if options.training_cache else None,
                 )
             ).start()
-            self.aws = aws
-            deployment = aws.deploy()
-            self._set_poll_seconds(deployment.start_training_function, options.poll_seconds)
-            self._set_poll_seconds(deployment.publish_api_function, options.poll_seconds)
-            deployed = deployed_pipeline(
-                aws.client("cloudformation"), deployment.platform_stack_name, ACCOUNT_ID
-            )
-            store = ArtifactStore(
-                options.work_dir / "artifacts", deployed.pipeline.artifact_bucket, deployed.pipeline.name,
-                aws.client("s3"),
-            )
-            executors = default_executors(
-                deployed=deployed,
-                endpoint_url=aws.endpoint_url,
-                image_build=self._image_build(aws),
-                job_board=EmulatorJobBoard(ACCOUNT_ID, REGION),
-                invoke=boto3_invoker(invoke_client(aws.session(), aws.endpoint_url)),
-                approval=self._approval_policy(),
-                store=store,
-                lambda_report_timeout_s=900,
-            )
-            self._runner = PipelineRunner(
-                deployed.pipeline,
-                executors,
-                store,
-                options.work_dir / "pipeline",
-                events=self._events(),
-                state_listener=state_listener(
-                    aws.context.pipeline_states(ACCOUNT_ID, REGION), ACCOUNT_ID, REGION
-                ),
-            )
+            self.aws.deploy()
+            self._runner = self.aws.pipeline_runner(self._approval_policy(), self._pipeline_events)
         except BaseException:
             self.stop()
             raise
@@ -386,48 +118,11 @@ class LocalFlow:
             return PromptApproval(stdout=sys.stderr)
         return policy_named(self.options.approval, self.control.approvals)
 
-    def _image_build(self, aws: LocalAws) -> ProcessImageBuild | DockerImageBuild:
-        wheelhouse = WHEELHOUSE if WHEELHOUSE.is_dir() else None
-        runtime = aws.plane.runtime
-        if isinstance(runtime, ProcessRuntime):
-            return ProcessImageBuild(runtime.register, wheelhouse)
-        self._registry = LocalRegistry(self.options.work_dir / "registry").start()
-        return DockerImageBuild(self._registry, aws.client("ecr"), wheelhouse, base_image=BASE_IMAGE)
-
-    def _set_poll_seconds(self, function_name: str, seconds: float) -> None:
-        """A Lambda's POLL_SECONDS (deployer/README.md: optional for start-training and publish-api)."""
-        client = self.stack.client("lambda")
-        current = client.get_function_configuration(FunctionName=function_name)
-        variables = dict(current.get("Environment", {}).get("Variables", {}))
-        variables["POLL_SECONDS"] = f"{seconds:g}"
-        client.update_function_configuration(FunctionName=function_name, Environment={"Variables": variables})
-
-    def _events(self) -> Callable[[PipelineEvent], None]:
-        printer = ProgressPrinter(self.write)
-        hint = ""
-        if self.options.approval == "wait":
-            hint = (
-                "             waiting for `mlops approve` or `mlops reject --comment TEXT` "
-                f"(--work-dir {self.options.work_dir})"
-            )
-
-        def show(event: PipelineEvent) -> None:
-            printer(event)
-            if hint and event.kind == "action-started" and event.stage == "Approve":
-                self.write(hint)
-
-        return show
-
     def stop(self) -> None:
-        """Stops everything started, newest first (endpoints, workers, emulator, registry)."""
-        aws, self.aws = self.aws, None
-        registry, self._registry = self._registry, None
-        try:
-            if aws is not None:
-                aws.stop()
-        finally:
-            if registry is not None:
-                registry.stop()
+        """Stops the stack: registry, gateway, endpoints, workers, emulator (newest first)."""
+        aws, self.aws, self._runner = self.aws, None, None
+        if aws is not None:
+            aws.stop()
 
     def __enter__(self) -> LocalFlow:
         return self.start()
@@ -488,33 +183,26 @@ class LocalFlow:
             "data_uri": data.uri,
         }
 
-    def ask_api(self, queries: Sequence[Query]) -> tuple[str, str, list[SampleAnswer]]:
-        """POSTs each query to the published API through the local gateway: (URL, key, answers)."""
+    def ask_api(self, queries: Sequence[Query]) -> tuple[str, str, list[SampleAnswer], int]:
+        """The queries through the published API, batched and throttle-aware: (URL, key, answers, 429s)."""
         access = self.stack.api()
         if access.local_url is None or access.api_key is None:
             raise FlowError(API_STAGE, "the API stack has no local URL or no API key")
         with ApiClient(access.local_url, access.api_key, self.options.api_batch_size) as client:
-            predictions = client.predict([query.text for query in queries])
-            self.api_throttled = client.throttled
-        answers = [_sample(query, prediction) for query, prediction in zip(queries, predictions, strict=True)]
-        return access.local_url, access.api_key, answers
+            return access.local_url, access.api_key, ask(client, queries), client.throttled
 
     def registry_item(self, version: str) -> dict[str, Any]:
         """The registry table's item for `version`, as plain JSON (DynamoDB types removed)."""
-        deployment = self.stack.deployment
-        answer = self.stack.client("dynamodb").get_item(
-            TableName=deployment.registry_table,
-            Key={"ModelName": {"S": self.model_name}, "Version": {"S": version}},
-            ConsistentRead=True,
-        )
-        if "Item" not in answer:
+        table = self.stack.deployment.registry_table
+        item = model_registry.registry_item(self.stack.client("dynamodb"), table, self.model_name, version)
+        if item is None:
             raise FlowError("Register", f"the registry has no version {version} of {self.model_name}")
-        return plain_item(answer["Item"])
+        return item
 
     def registry_versions(self) -> list[str]:
         """Every version in the registry table, sorted."""
-        answer = self.stack.client("dynamodb").scan(TableName=self.stack.deployment.registry_table)
-        return sorted(str(item["Version"]["S"]) for item in answer.get("Items", []))
+        table = self.stack.deployment.registry_table
+        return model_registry.registry_versions(self.stack.client("dynamodb"), table)
 
     @property
     def model_name(self) -> str:
@@ -523,54 +211,6 @@ class LocalFlow:
             FunctionName=self.stack.deployment.register_model_function
         )
         return str(function["Environment"]["Variables"]["MODEL_NAME"])
-
-    def write_report(
-        self, result: PipelineResult, summary: FlowSummary, folder: Path
-    ) -> Path:
-        """The run's report folder (timeline, state machine path, loss curve, registry item, answers)."""
-        sfn = self.stack.client("stepfunctions")
-        state_machine = None
-        history: list[Mapping[str, Any]] = []
-        training_log = ""
-        if summary.execution_arn:
-            described = sfn.describe_execution(executionArn=summary.execution_arn)
-            machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
-            state_machine = json.loads(machine["definition"])
-            history = _execution_history(sfn, summary.execution_arn)
-            job_name = f"{summary.execution_arn.rsplit(':', 1)[1]}-train"
-            try:
-                training_log = self.stack.training_log(job_name)
-            except Exception as error:  # the report is written even when the job left no log
-                LOG.warning("no training log for %s: %s", job_name, error)
-        reused = reused_from(training_log) if training_log else None
-        summary.training_cache_hit = reused is not None
-        details = {
-            key: value
-            for key, value in {
-                "runtime": summary.runtime,
-                "commit": summary.commit_id or "",
-                "image digest": summary.image_digest or "",
-                "data version": summary.data_version or "",
-                "endpoint": summary.endpoint_name or "",
-                "model version": summary.model_version or "",
-                "api url": summary.api_url or "",
-                "training cache": f"hit: reused the model of training job {reused}" if reused else "",
-            }.items()
-            if value
-        }
-        return write_report(
-            folder,
-            RunReport(
-                pipeline=result.to_json(),
-                state_machine=state_machine,
-                execution_arn=summary.execution_arn,
-                execution_history=history,
-                training_log=training_log,
-                registry_item=summary.registry_item,
-                sample_answers=[asdict(answer) for answer in summary.sample_answers],
-                details=details,
-            ),
-        )
 
     # -- one full run --------------------------------------------------------------------------------
     def complete_run(
@@ -596,9 +236,8 @@ class LocalFlow:
         summary.image_digest = result.variables.get("BuildVariables", {}).get("IMAGE_DIGEST")
         summary.model_version = result.variables.get("RegisterVariables", {}).get("ModelVersion")
         if summary.execution_arn:
-            execution_input = json.loads(
-                self.stack.client("stepfunctions").describe_execution(executionArn=summary.execution_arn)["input"]
-            )
+            sfn = self.stack.client("stepfunctions")
+            execution_input = json.loads(sfn.describe_execution(executionArn=summary.execution_arn)["input"])
             summary.data_version = execution_input.get("DataVersion")
         if not result.succeeded:
             summary.failed_stage = result.failed_stage
@@ -608,8 +247,9 @@ class LocalFlow:
                 if summary.model_version:
                     summary.registry_item = self.registry_item(summary.model_version)
                 started = time.monotonic()
-                summary.api_url, summary.api_key, summary.sample_answers = self.ask_api(queries)
-                summary.api_throttled = self.api_throttled
+                summary.api_url, summary.api_key, summary.sample_answers, summary.api_throttled = (
+                    self.ask_api(queries)
+                )
                 summary.stage_timings_s[API_STAGE] = round(time.monotonic() - started, 3)
                 failed = [a for a in summary.sample_answers if a.http_status != 200 or a.intent is None]
                 if failed:
@@ -620,7 +260,7 @@ class LocalFlow:
                 summary.failed_stage, summary.reason = error.stage, error.reason
         folder = report_folder if report_folder is not None else self.options.report_folder
         try:
-            self.write_report(result, summary, folder)
+            write_run_report(self.stack, result, summary, folder)
             summary.report_dir = str(folder)
         except Exception as error:
             LOG.warning("the report could not be written: %s", error)
@@ -628,41 +268,6 @@ class LocalFlow:
                 summary.status, summary.failed_stage = "failed", "Report"
                 summary.reason = f"the report could not be written: {error}"
         return summary
-
-
-def call_api(url: str, api_key: str, query: Query) -> SampleAnswer:
-    """One query through the API (throttled requests retried, as `harness.api_client` does)."""
-    with ApiClient(url, api_key, timeout_s=API_TIMEOUT_S) as client:
-        return _sample(query, client.predict([query.text])[0])
-
-
-def _sample(query: Query, prediction: Prediction) -> SampleAnswer:
-    return SampleAnswer(
-        query.text, query.expected, prediction.http_status, prediction.intent, prediction.problem
-    )
-
-
-def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A DynamoDB item without its type descriptors (numbers as int or float)."""
-    deserializer = TypeDeserializer()
-    return {key: _plain(deserializer.deserialize(value)) for key, value in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _execution_history(sfn: Any, execution_arn: str) -> list[Mapping[str, Any]]:
-    events: list[Mapping[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
-        events.extend(page["events"])
-    return events
 
 
 def run_flow(options: FlowOptions, write: Callable[[str], None] = print) -> FlowSummary:
@@ -688,33 +293,3 @@ def run_once(flow: LocalFlow, write: Callable[[str], None] = print) -> FlowSumma
     flow.complete_run(result, queries, summary)
     summary.wall_s = round(time.monotonic() - started, 3)
     return summary
-
-
-def describe(summary: FlowSummary) -> str:
-    """The closing lines a person reads."""
-    lines = []
-    if summary.succeeded:
-        lines.append(f"API:      {summary.api_url}")
-        lines.append(f"API key:  {summary.api_key}")
-        lines.append(f"endpoint: {summary.endpoint_name}   model version: {summary.model_version}")
-        for answer in summary.sample_answers:
-            expected = f" (expected {answer.expected})" if answer.expected else ""
-            lines.append(f"  {answer.http_status} {answer.query!r} -> {answer.intent}{expected}")
-        if summary.registry_item is not None:
-            lines.append("registry entry:")
-            lines.append(json.dumps(summary.registry_item, indent=2, sort_keys=True))
-    else:
-        lines.append(f"FAILED at {summary.failed_stage}: {summary.reason}")
-    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in summary.stage_timings_s.items())
-    lines.append(f"stages: {timings}")
-    if summary.report_dir:
-        lines.append(f"report:   {summary.report_dir}/index.html")
-    return "\n".join(lines)
-
-
-def fresh_work_dir(path: Path) -> Path:
-    """Empties `path` (a previous run's files) and returns it."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path

@@ -8,7 +8,10 @@ It composes the parts that exist; it re-implements none of them:
    Step Functions time scale (set from the options) and the pipeline states;
 2. the compute plane: `harness.compute.plane.ComputePlane` on the chosen runtime, with the context's
    faults, attached to the context so that the SageMaker seams run real training jobs and endpoints;
-3. the local API Gateway: `harness.gateway.ApiGateway` on a free loopback port.
+3. the local API Gateway: `harness.gateway.ApiGateway` on a free loopback port;
+4. on demand, the pipeline runner over the deployed pipeline (`pipeline_runner()`), with the image
+   build for the runtime: under Docker, a local image registry (`harness.pipeline.LocalRegistry`)
+   standing for ECR, started with the first runner and stopped with the stack.
 
 `stop()` undoes them in the reverse order (gateway, compute plane: every endpoint server and training
 container, emulator: Lambda workers, faults and moto's state), is idempotent, and keeps going when
@@ -16,7 +19,8 @@ one step fails or is interrupted (the first interruption is raised again at the 
 `LocalAws` started after it in the same process finds nothing of the first.
 
 Then the helpers the pipeline runner and the scenarios need: `deploy()` (the deployer's own code and
-files), `put_training_data()`, `register_image()` / `docker_image()`, `write_build_record()`,
+files, with the platform parameters the options give), `deployed_pipeline()`, `pipeline_runner()`,
+`put_training_data()`, `register_image()` / `docker_image()`, `write_build_record()`,
 `start_execution()` / `wait_for_execution()`, `describe_endpoint()` / `invoke_endpoint()`,
 `publish_api()` / `api()`, `training_log()`.
 
@@ -53,6 +57,7 @@ import boto3
 from deployer import compile as compiler
 from deployer import deploy as deployment
 from deployer.client import AwsClient
+from deployer.lambdas import contracts
 from deployer.lambdas.start_training import data_version
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
 from harness.compute.plane import ComputePlane
@@ -63,21 +68,36 @@ from harness.datasets import Example, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
 from harness.faults import FaultBoard
 from harness.gateway import ApiGateway
+from harness.inputs import BASE_IMAGE
 from harness.lambda_runtime import LambdaRuntime
+from harness.pipeline import (
+    ApprovalPolicy,
+    ArtifactStore,
+    DeployedPipeline,
+    DockerImageBuild,
+    EmulatorJobBoard,
+    LocalRegistry,
+    PipelineEvent,
+    PipelineRunner,
+    ProcessImageBuild,
+    boto3_invoker,
+    default_executors,
+    deployed_pipeline,
+    invoke_client,
+    state_listener,
+)
 
 LOG = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+WHEELHOUSE = REPO_ROOT / "container" / "wheels"
 # moto's SageMaker lists no ml.g5.* types (deployer/README.md "In the emulator"): any type it lists.
 EMULATOR_PARAMETERS: Mapping[str, str] = {
     "TrainingInstanceType": "ml.m5.xlarge",
     "HostingInstanceType": "ml.m5.large",
 }
-# The build record's key in the artifact bucket (deployer/lambdas/start_training.py LATEST_BUILD_KEY).
-LATEST_BUILD_KEY = "builds/latest.json"
 # Loggers that are chatty at INFO; quiet mode holds them at WARNING while the stack runs.
 _CHATTY_LOGGERS = ("moto", "werkzeug", "botocore", "harness", "deployer")
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 class LocalAwsError(RuntimeError):
@@ -217,7 +237,7 @@ class ExecutionResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
+        return self.status == contracts.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -250,6 +270,8 @@ class LocalAws:
         self._plane: ComputePlane | None = None
         self._gateway: ApiGateway | None = None
         self._deployment: Deployment | None = None
+        self._pipeline: DeployedPipeline | None = None
+        self._registry: LocalRegistry | None = None
         self._undo: list[tuple[str, Callable[[], None]]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -313,6 +335,8 @@ class LocalAws:
         self._plane = None
         self._gateway = None
         self._deployment = None
+        self._pipeline = None
+        self._registry = None
         if interrupted is not None:
             raise interrupted
 
@@ -394,6 +418,61 @@ class LocalAws:
         self._deployment = Deployment.from_outputs(outputs, platform)
         return self._deployment
 
+    # -- the pipeline -------------------------------------------------------------------------------
+    def deployed_pipeline(self) -> DeployedPipeline:
+        """The deployed pipeline and build projects, read once from the platform stack."""
+        if self._pipeline is None:
+            self._pipeline = deployed_pipeline(
+                self.client("cloudformation"), self.deployment.platform_stack_name, ACCOUNT_ID
+            )
+        return self._pipeline
+
+    def pipeline_runner(
+        self,
+        approval: ApprovalPolicy,
+        events: Callable[[PipelineEvent], None],
+        lambda_report_timeout_s: float = 900,
+    ) -> PipelineRunner:
+        """A runner of the deployed pipeline, as CodePipeline runs it: an artifact store in the
+        artifact bucket, the executors' table (the image build for this stack's runtime) and
+        GetPipelineState's view kept in the context's pipeline states."""
+        deployed = self.deployed_pipeline()
+        work_dir = self.options.work_dir
+        pipeline = deployed.pipeline
+        store = ArtifactStore(
+            work_dir / "artifacts", pipeline.artifact_bucket, pipeline.name, self.client("s3")
+        )
+        executors = default_executors(
+            deployed=deployed,
+            endpoint_url=self.endpoint_url,
+            image_build=self._image_build(),
+            job_board=EmulatorJobBoard(ACCOUNT_ID, REGION),
+            invoke=boto3_invoker(invoke_client(self.session(), self.endpoint_url)),
+            approval=approval,
+            store=store,
+            lambda_report_timeout_s=lambda_report_timeout_s,
+        )
+        states = self.context.pipeline_states(ACCOUNT_ID, REGION)
+        return PipelineRunner(
+            pipeline,
+            executors,
+            store,
+            work_dir / "pipeline",
+            events=events,
+            state_listener=state_listener(states, ACCOUNT_ID, REGION),
+        )
+
+    def _image_build(self) -> ProcessImageBuild | DockerImageBuild:
+        wheelhouse = WHEELHOUSE if WHEELHOUSE.is_dir() else None
+        runtime = self.plane.runtime
+        if isinstance(runtime, ProcessRuntime):
+            return ProcessImageBuild(runtime.register, wheelhouse)
+        if self._registry is None:
+            registry = LocalRegistry(self.options.work_dir / "registry").start()
+            self._registry = registry
+            self._undo.append(("image registry", registry.stop))
+        return DockerImageBuild(self._registry, self.client("ecr"), wheelhouse, base_image=BASE_IMAGE)
+
     # -- data and images -----------------------------------------------------------------------------
     def put_training_data(self, data: Iterable[Example] | Path, key: str | None = None) -> DataObject:
         """Writes `data` (examples, or a `Query,Intent` CSV file, checked by reading it) as a CSV to the
@@ -448,17 +527,11 @@ class LocalAws:
     def write_build_record(self, image: Image, commit_id: str, hyperparameters: Mapping[str, str]) -> str:
         """Writes `build.json` to `s3://<ArtifactBucket>/builds/latest.json`, as the Train action copies
         the Build stage's record there, so that new data trains this image. Returns the S3 URI."""
-        record = {
-            "ImageUri": image.uri,
-            "ImageDigest": image.digest,
-            "CommitId": commit_id,
-            "Hyperparameters": dict(hyperparameters),
-        }
+        record = contracts.BuildRecord(image.uri, image.digest, commit_id, dict(hyperparameters))
         bucket = self.deployment.artifact_bucket
-        self.client("s3").put_object(
-            Bucket=bucket, Key=LATEST_BUILD_KEY, Body=json.dumps(record).encode("utf-8")
-        )
-        return f"s3://{bucket}/{LATEST_BUILD_KEY}"
+        key = contracts.LATEST_BUILD_KEY
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=record.to_json().encode("utf-8"))
+        return f"s3://{bucket}/{key}"
 
     # -- executions ----------------------------------------------------------------------------------
     def execution_input(
@@ -475,16 +548,16 @@ class LocalAws:
         if not data_uri.startswith("s3://"):
             raise ValueError(f"the training data is an s3:// URI, not {data_uri!r}")
         deployed = self.deployment
-        return {
-            "TrainingImage": image.uri,
-            "TrainingData": data_uri,
-            "OutputPath": f"s3://{deployed.artifact_bucket}/models/",
-            "Hyperparameters": dict(hyperparameters),
-            "QualityThreshold": quality_threshold,
-            "EndpointName": endpoint_name or deployed.endpoint_name,
-            "ImageDigest": image.digest,
-            **(extra or {}),
-        }
+        return contracts.execution_input(
+            training_image=image.uri,
+            training_data=data_uri,
+            output_path=f"s3://{deployed.artifact_bucket}/models/",
+            hyperparameters=hyperparameters,
+            quality_threshold=quality_threshold,
+            endpoint_name=endpoint_name or deployed.endpoint_name,
+            image_digest=image.digest,
+            travelling=extra,
+        )
 
     def start_execution(self, name: str, execution_input: Mapping[str, Any]) -> str:
         """Starts the training state machine; returns the execution ARN."""
@@ -499,7 +572,7 @@ class LocalAws:
         deadline = time.monotonic() + timeout_s
         while True:
             described = sfn.describe_execution(executionArn=execution_arn)
-            if described["status"] in _TERMINAL:
+            if described["status"] in contracts.TERMINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still runs after {timeout_s} s")

@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,19 +30,10 @@ from typing import Any
 import typer
 
 from harness.control import ControlChannel, ControlError, StackInfo, TriggerRequest
-from harness.flow import (
-    APPROVALS,
-    REPO_ROOT,
-    RUNTIMES,
-    FlowError,
-    FlowOptions,
-    FlowSummary,
-    LocalFlow,
-    describe,
-    fresh_work_dir,
-    run_once,
-    training_and_queries,
-)
+from harness.flow import LocalFlow, run_once
+from harness.flow_model import APPROVALS, REPO_ROOT, RUNTIMES, FlowError, FlowOptions, FlowSummary
+from harness.inputs import training_and_queries
+from harness.pipeline import PipelineEvent, ProgressPrinter
 
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "mlops"
 
@@ -147,7 +140,7 @@ def up(
 
 def _run(options: FlowOptions, write: Any, keep_up: bool) -> FlowSummary:
     fresh_work_dir(options.work_dir)
-    flow = LocalFlow(options, write)
+    flow = LocalFlow(options, write, _pipeline_lines(options, write))
     control = flow.control
     summary: FlowSummary | None = None
     try:
@@ -298,3 +291,49 @@ def _trigger(kind: str, path: Path, ref: str | None, work_dir: Path, timeout_s: 
 
 
 __all__ = ["approve", "reject", "run", "trigger_app", "up"]
+
+
+def _pipeline_lines(options: FlowOptions, write: Callable[[str], None]) -> Callable[[PipelineEvent], None]:
+    """One line per pipeline event; with `--approval wait`, how to decide when Approve starts."""
+    printer = ProgressPrinter(write)
+    hint = (
+        "             waiting for `mlops approve` or `mlops reject --comment TEXT` "
+        f"(--work-dir {options.work_dir})"
+    )
+
+    def show(event: PipelineEvent) -> None:
+        printer(event)
+        if options.approval == "wait" and event.kind == "action-started" and event.stage == "Approve":
+            write(hint)
+
+    return show
+
+
+def describe(summary: FlowSummary) -> str:
+    """The closing lines a person reads."""
+    lines = []
+    if summary.succeeded:
+        lines.append(f"API:      {summary.api_url}")
+        lines.append(f"API key:  {summary.api_key}")
+        lines.append(f"endpoint: {summary.endpoint_name}   model version: {summary.model_version}")
+        for answer in summary.sample_answers:
+            expected = f" (expected {answer.expected})" if answer.expected else ""
+            lines.append(f"  {answer.http_status} {answer.query!r} -> {answer.intent}{expected}")
+        if summary.registry_item is not None:
+            lines.append("registry entry:")
+            lines.append(json.dumps(summary.registry_item, indent=2, sort_keys=True))
+    else:
+        lines.append(f"FAILED at {summary.failed_stage}: {summary.reason}")
+    timings = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in summary.stage_timings_s.items())
+    lines.append(f"stages: {timings}")
+    if summary.report_dir:
+        lines.append(f"report:   {summary.report_dir}/index.html")
+    return "\n".join(lines)
+
+
+def fresh_work_dir(path: Path) -> Path:
+    """Empties `path` (a previous run's files) and returns it."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path

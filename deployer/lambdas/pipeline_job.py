@@ -6,7 +6,8 @@ never by raising: `JobReporter` is that answer, and `CodePipelineReporter` its b
 parameter of each handler's core function so that tests and the harness can record what a handler
 reports (moto 5.2.5 has no CodePipeline job API; the harness adds one).
 
-Only the standard library and boto3 (the Lambda runtime's) are used: this file is copied into each zip.
+Only the standard library, boto3 (the Lambda runtime's) and `contracts` are used: this file is copied
+into each zip (with contracts.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from deployer.lambdas.contracts import EventError
+
+__all__ = [
+    "MAX_FAILURE_MESSAGE",
+    "MAX_SUMMARY",
+    "Artifact",
+    "CodePipelineReporter",
+    "EventError",
+    "JobReporter",
+    "PipelineJob",
+    "require_env",
+]
+
 # CodePipeline caps a failure message at 5,000 characters and an execution summary at 2,048.
 MAX_FAILURE_MESSAGE = 5000
 MAX_SUMMARY = 2048
-
-
-class EventError(ValueError):
-    """The event is not what the handler accepts; the message says why."""
 
 
 def require_env(environ: Mapping[str, str], names: tuple[str, ...]) -> None:

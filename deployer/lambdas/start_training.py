@@ -38,6 +38,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from deployer.lambdas.contracts import (
+    BUILD_RECORD_FILE,
+    LATEST_BUILD_KEY,
+    TERMINAL_STATUSES,
+    BuildRecord,
+)
+from deployer.lambdas.contracts import execution_input as state_machine_input
 from deployer.lambdas.pipeline_job import (
     CodePipelineReporter,
     EventError,
@@ -49,15 +56,11 @@ from deployer.lambdas.pipeline_job import (
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
-BUILD_RECORD_FILE = "build.json"
-LATEST_BUILD_KEY = "builds/latest.json"
 # Leave this much of the Lambda's time to report the result before it is stopped.
 REPORT_MARGIN_MS = 15_000
 # Names of the training job, model and endpoint config add at most "-config" (7) to this, within
 # SageMaker's 63 characters.
 _EXECUTION_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,55}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
 
 @dataclass(frozen=True)
@@ -103,41 +106,6 @@ class Settings:
             quality_threshold=threshold,
             poll_seconds=poll,
         )
-
-
-@dataclass(frozen=True)
-class BuildRecord:
-    """What the Build stage produced: `build.json`, written by deployer/buildspec.yml."""
-
-    image_uri: str
-    image_digest: str
-    commit_id: str
-    hyperparameters: dict[str, str]
-
-    @classmethod
-    def from_json(cls, text: bytes | str) -> BuildRecord:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise EventError(f"the build record is not JSON: {error}") from error
-        if not isinstance(raw, dict):
-            raise EventError("the build record must be a JSON object")
-        digest = raw.get("ImageDigest")
-        image = raw.get("ImageUri")
-        commit = raw.get("CommitId")
-        hyperparameters = raw.get("Hyperparameters")
-        if not isinstance(digest, str) or not _DIGEST.match(digest):
-            raise EventError(f"build record: ImageDigest {digest!r} is not sha256:<64 hex>")
-        if not isinstance(image, str) or not image.endswith(f"@{digest}"):
-            raise EventError(f"build record: ImageUri {image!r} must be the digest form <repo>@{digest}")
-        if not isinstance(commit, str) or not re.match(r"^[0-9a-zA-Z]{7,64}$", commit):
-            raise EventError(f"build record: CommitId {commit!r} is not a commit id")
-        if not isinstance(hyperparameters, dict) or not all(
-            isinstance(key, str) and isinstance(value, str | int | float) and not isinstance(value, bool)
-            for key, value in hyperparameters.items()
-        ):
-            raise EventError("build record: Hyperparameters must map names to strings or numbers")
-        return cls(image, digest, commit, {key: str(value) for key, value in hyperparameters.items()})
 
 
 @dataclass(frozen=True)
@@ -248,18 +216,16 @@ def data_version(s3: Any, bucket: str, prefix: str) -> str:
 def execution_input(
     build: BuildRecord, version: str, settings: Settings, trigger: str, endpoint_name: str
 ) -> dict[str, Any]:
-    return {
-        "TrainingImage": build.image_uri,
-        "TrainingData": f"s3://{settings.data_bucket}/{settings.data_prefix}",
-        "OutputPath": f"s3://{settings.artifact_bucket}/models/",
-        "Hyperparameters": build.hyperparameters,
-        "QualityThreshold": settings.quality_threshold,
-        "EndpointName": endpoint_name,
-        "CommitId": build.commit_id,
-        "DataVersion": version,
-        "ImageDigest": build.image_digest,
-        "Trigger": trigger,
-    }
+    return state_machine_input(
+        training_image=build.image_uri,
+        training_data=f"s3://{settings.data_bucket}/{settings.data_prefix}",
+        output_path=f"s3://{settings.artifact_bucket}/models/",
+        hyperparameters=build.hyperparameters,
+        quality_threshold=settings.quality_threshold,
+        endpoint_name=endpoint_name,
+        image_digest=build.image_digest,
+        travelling={"CommitId": build.commit_id, "DataVersion": version, "Trigger": trigger},
+    )
 
 
 def execution_name(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-# The environment variables of SageMaker's container contract (issue 2's fixed interface).
+# The environment variables of SageMaker's container contract (the image's fixed interface).
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 CONTAINER_PORT = 8080

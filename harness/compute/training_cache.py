@@ -20,8 +20,8 @@ CreateTrainingJob has no cache).
 `CachingRuntime` wraps a container runtime for the training runner only: `start_training` looks the
 key up before it starts the container, and stores the model after a run that exits 0. A call that
 names another `program` (an injected fault replacing `train`, harness/faults.py, which wraps this
-runtime from outside) always runs it. Entries are folders under the cache root, written to a temporary folder and
-renamed into place, so that parallel scenario processes can share one root.
+runtime from outside) always runs it. Entries are folders under the cache root, written to a
+temporary folder and renamed into place, so that parallel scenario processes can share one root.
 """
 
 from __future__ import annotations

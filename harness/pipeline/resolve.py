@@ -1,7 +1,7 @@
 """Resolves CloudFormation intrinsic functions against a deployed stack.
 
 The emulator's CloudFormation stores no CodePipeline (moto skips the resource type, see
-../shared/FACTS.md), so the runner reads the pipeline from the template and resolves its `Ref`s, `!Sub`s
+docs/FACTS.md), so the runner reads the pipeline from the template and resolves its `Ref`s, `!Sub`s
 and `!GetAtt`s here, against what the stack really created: `StackContext` holds the stack's parameters,
 the physical ids of its resources, its outputs and its conditions. `StackContext.from_cloudformation`
 builds one from the emulator's CloudFormation API (describe_stacks, describe_stack_resources).

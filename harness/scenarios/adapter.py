@@ -48,11 +48,15 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from pydantic import JsonValue
 
+from deployer.asl import transitions
+from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
-from harness.flow import FlowOptions, LocalFlow, plain_item
-from harness.pipeline import Pipeline, PipelineResult, deployed_pipeline
+from harness.flow import LocalFlow
+from harness.flow_model import FlowOptions
+from harness.model_registry import plain_item
+from harness.pipeline import Pipeline, PipelineResult
 from harness.scenarios.interface import (
     ApiEndpoint,
     EndpointView,
@@ -92,7 +96,6 @@ _NOISY_LOGGERS: Final = {
     "harness.seams.awslambda": logging.ERROR,
     "moto.stepfunctions.parser.asl.component.eval_component": logging.CRITICAL,
 }
-_TERMINAL_EXECUTION: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # Step Functions history events that end a task state badly.
 _TASK_FAILURES: Final = frozenset(
     {"TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed", "TaskStartedFailed"}
@@ -183,11 +186,7 @@ def doomed_states(definition: Mapping[str, Any]) -> frozenset[str]:
     states: Mapping[str, Mapping[str, Any]] = definition.get("States", {})
 
     def successors(state: Mapping[str, Any]) -> set[str]:
-        found = {str(state["Next"])} if "Next" in state else set()
-        found |= {str(choice["Next"]) for choice in state.get("Choices", []) if "Next" in choice}
-        found |= {str(state["Default"])} if "Default" in state else set()
-        found |= {str(catch["Next"]) for catch in state.get("Catch", []) if "Next" in catch}
-        return found
+        return {str(target) for _, target in transitions(state)}
 
     doomed = {name for name, state in states.items() if state.get("Type") == "Fail"}
     changed = True
@@ -278,17 +277,17 @@ class LocalScenarioHarness:
             time_scale=settings.time_scale or DEFAULT_TIME_SCALE,
             source=self.source,
             report_dir=settings.work_dir / "report",
+            parameters=(
+                {"QualityThreshold": f"{settings.quality_threshold:g}"}
+                if settings.quality_threshold is not None
+                else {}
+            ),
             training_cache=settings.training_cache,
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow
         flow.start()
-        stack = flow.stack
-        self.pipeline = deployed_pipeline(
-            stack.client("cloudformation"), stack.deployment.platform_stack_name, ACCOUNT_ID
-        ).pipeline
-        if settings.quality_threshold is not None:
-            self._set_quality_threshold(settings.quality_threshold)
+        self.pipeline = flow.stack.deployed_pipeline().pipeline
         flow.put_data(training_examples(settings.data))
         self._worker = threading.Thread(target=self._run_pipelines, name="scenario-pipeline", daemon=True)
         self._worker.start()
@@ -337,15 +336,6 @@ class LocalScenarioHarness:
     def _note(self, text: str) -> None:
         with self._lines_lock:
             self._lines.append(_Line(time.time(), text))
-
-    def _set_quality_threshold(self, threshold: float) -> None:
-        """The start-training Lambda's QUALITY_THRESHOLD (the platform's QualityThreshold parameter)."""
-        stack = self._flow.stack
-        lambdas = stack.client("lambda")
-        name = stack.deployment.start_training_function
-        variables = dict(lambdas.get_function_configuration(FunctionName=name)["Environment"]["Variables"])
-        variables["QUALITY_THRESHOLD"] = f"{threshold:g}"
-        lambdas.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
 
     # -- pipeline runs -------------------------------------------------------------------------------
     def _run_pipelines(self) -> None:
@@ -547,7 +537,7 @@ class LocalScenarioHarness:
                 error=described.get("error"),
                 cause=described.get("cause"),
             )
-            if status in _TERMINAL_EXECUTION:
+            if status in TERMINAL_STATUSES:
                 self._executions.views[arn] = view
                 where = f" in {view.failed_state}" if view.failed_state else ""
                 why = f": {view.error}: {view.cause}" if view.error or view.cause else ""

@@ -1,7 +1,7 @@
 """Every change the harness makes to moto's behaviour, registered in one table.
 
 moto 5.2.5 stores what AWS would run but runs little of it (see README "Harness" and
-../shared/MOTO-SEAMS.md). Each seam lives in a module of this package, named after the service it
+docs/MOTO-SEAMS.md). Each seam lives in a module of this package, named after the service it
 changes, documents why it exists, and is covered by tests in tests/harness/test_seams_<module>.py
 (test_seams_lambda.py for `awslambda`) that fail loudly when moto's internals move. `install()`
 applies them all, once, before the server starts.

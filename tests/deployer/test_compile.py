@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from deployer import compile as compiler
-from deployer.lambdas.start_training import BuildRecord
+from deployer.lambdas.contracts import BuildRecord
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::CodeBuild::Project,
 AWS::CodePipeline::Pipeline and AWS::S3::BucketPolicy, and applies only part of a bucket's or a
-repository's properties (see ../shared/FACTS.md; the harness runs the build and the pipeline itself):
+repository's properties (see docs/FACTS.md; the harness runs the build and the pipeline itself):
 the tests say where, check those parts in the template (test_compile.py), and check everything else.
 """
 
@@ -144,7 +144,7 @@ def test_the_emulator_skips_the_build_project_and_the_pipeline(
     emulator: EmbeddedEmulator, first_deploy: Any
 ) -> None:
     """moto creates no CodeBuild project or pipeline from a template, and no seam adds them: the harness
-    runs the build and the pipeline's stages itself (issue 5)."""
+    runs the build and the pipeline's stages itself (harness/pipeline)."""
     resources = emulator.client("cloudformation").list_stack_resources(StackName="dd-platform")
     types = {r["ResourceType"] for r in resources["StackResourceSummaries"]}
     assert "AWS::CodePipeline::Pipeline" not in types and "AWS::CodeBuild::Project" not in types

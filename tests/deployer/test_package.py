@@ -23,6 +23,7 @@ def test_a_zip_holds_only_its_handler_and_the_shared_modules_it_imports() -> Non
         assert archive.namelist() == [
             "deployer/__init__.py",
             "deployer/lambdas/__init__.py",
+            "deployer/lambdas/contracts.py",
             "deployer/lambdas/pipeline_job.py",
             "deployer/lambdas/start_training.py",
         ]

@@ -118,7 +118,7 @@ def test_a_failed_execution_is_not_registered(
 
 def approval_stub(job_id: str) -> tuple[Any, Stubber]:
     """A real codepipeline client whose answers Stubber checks against the API: the emulator answers
-    GetPipelineState (who approved) only while the harness's pipeline runner runs the pipeline (issue 5),
+    GetPipelineState (who approved) only while the harness's pipeline runner runs the pipeline,
     and this test runs the action without a pipeline."""
     client = boto3.client(
         "codepipeline", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"

@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
+
+from tests.gitrepo import git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINING_JSON = Path("deployer") / "training.json"
-
-
-def git(repository: Path, *args: str) -> str:
-    identity = ["-c", "user.name=flow-test", "-c", "user.email=flow-test@example.com"]
-    done = subprocess.run(
-        ["git", "-C", str(repository), *identity, *args], check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
 
 
 def make_source_repository(path: Path) -> Path:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness.datasets import Example, write_csv
-from harness.flow import FlowOptions, Query, plain_item, read_queries, resolve_runtime, training_and_queries
+from harness.flow_model import FlowOptions, Query
+from harness.inputs import read_queries, resolve_runtime, training_and_queries
+from harness.model_registry import plain_item
 
 
 def test_default_queries_are_held_out_test_rows_one_per_intent() -> None:
@@ -50,7 +52,24 @@ def test_options_are_checked(tmp_path: Path) -> None:
         FlowOptions(work_dir=tmp_path, approval="maybe")
     with pytest.raises(ValueError, match="is not a file"):
         FlowOptions(work_dir=tmp_path, data=tmp_path / "missing.csv")
-    assert resolve_runtime("process") == "process"
+
+
+def test_auto_is_docker_only_with_an_engine_and_the_base_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` needs both an engine and the base image; `docker` without them is a clear Setup error.
+    The engine and the image lookup are replaced (say so: no Docker engine may run here)."""
+    from harness import inputs
+    from harness.compute.docker import DockerRuntime
+    from harness.flow_model import FlowError
+
+    monkeypatch.setattr(DockerRuntime, "available", lambda self: True)
+    monkeypatch.setattr(inputs, "_image_exists", lambda reference: reference == inputs.BASE_IMAGE)
+    assert resolve_runtime("auto") == "docker" and resolve_runtime("docker") == "docker"
+    monkeypatch.setattr(inputs, "_image_exists", lambda reference: False)
+    assert resolve_runtime("auto") == "process"
+    with pytest.raises(FlowError, match=inputs.BASE_IMAGE):
+        resolve_runtime("docker")
+    monkeypatch.setattr(DockerRuntime, "available", lambda self: False)
+    assert resolve_runtime("auto") == "process" and resolve_runtime("process") == "process"
 
 
 def test_registry_items_lose_their_dynamodb_types() -> None:

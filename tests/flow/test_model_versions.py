@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.flow import FlowOptions, FlowSummary, LocalFlow, Query, call_api, training_and_queries
+from harness.api_client import call_api
+from harness.flow import LocalFlow
+from harness.flow_model import FlowOptions, FlowSummary, Query
+from harness.inputs import training_and_queries
 from harness.pipeline import PipelineResult
 from tests.flow.source_repo import commit_hyperparameters, make_source_repository
 

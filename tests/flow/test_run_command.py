@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from deployer.lambdas.start_training import data_version
-from harness.flow import training_and_queries
+from harness.inputs import training_and_queries
 from harness.local import csv_bytes
 from tests.flow.source_repo import git, hyperparameters, make_source_repository
 

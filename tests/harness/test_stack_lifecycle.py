@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.lambdas.start_training import BuildRecord
+from deployer.lambdas.contracts import BuildRecord
 from harness import context as harness_context
 from harness.datasets import Example, write_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator

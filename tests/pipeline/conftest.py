@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.gitrepo import git
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def git(repository: Path, *args: str) -> str:
-    completed = subprocess.run(
-        ["git", "-C", str(repository), *args], capture_output=True, text=True, check=True
-    )
-    return completed.stdout.strip()
 
 
 @pytest.fixture

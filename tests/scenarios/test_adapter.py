@@ -8,7 +8,6 @@ scenarios/`), which takes minutes.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,9 @@ from harness.scenarios.adapter import (
 )
 from harness.scenarios.binding import resolve_harness_factory
 from harness.scenarios.interface import HarnessSettings
+from tests.gitrepo import git
 
 ASL = Path(__file__).resolve().parents[2] / "deployer" / "statemachine" / "training.asl.json"
-
-
-def git(repository: Path, *args: str) -> str:
-    identity = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
-    done = subprocess.run(
-        ["git", *identity, "-C", str(repository), *args], check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture
