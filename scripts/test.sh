@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): sets up .venv, starts a Docker engine with the offline base
-# image, runs the linters (ruff, mypy, cfn-lint), the whole pytest suite (Docker-marked tests included),
+# image, runs the linters (ruff, mypy, cfn-lint, mlops check-iam, checkov), the pytest suite (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
 #
 #   MLOPS_SKIP_DOCKER=1     skip the engine, the Docker-marked tests and the Docker scenario
@@ -21,6 +21,7 @@ echo "== lint"
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
     .venv/bin/mlops check-iam
+    bash scripts/checkov.sh
 fi
 echo "== tests"
 .venv/bin/pytest "$@"
