@@ -141,6 +141,7 @@ SAGEMAKER_SOURCE = (
     'SageMaker developer guide, "How to use SageMaker execution roles" (CreateTrainingJob, CreateModel)'
 )
 CODE_SOURCE = "code: {module} calls {client}.{method} (botocore {service} {operation})"
+DLQ_SOURCE = 'Lambda developer guide, "Asynchronous invocation" (dead-letter queue: the execution role sends)'
 NAMES_SOURCE = (
     'IAM user guide, "IAM identifiers" (ARNs match case-sensitively; SageMaker ARNs are lower case)'
 )
@@ -550,6 +551,10 @@ def _code_requirements(resolver: TemplateResolver, root: Path) -> Iterator[Requi
         if role is None:
             continue
         yield from _calls_as_requirements(role, str(properties["Handler"]), root)
+        target = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+        if isinstance(target, str):
+            action = "sns:Publish" if ":sns:" in target else "sqs:SendMessage"
+            yield Requirement(role, action, DLQ_SOURCE, target)
 
 
 def _calls_as_requirements(role: str, handler: str, root: Path) -> Iterator[Requirement]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README): sets up .venv, starts a Docker engine with the offline base
-# image, runs the linters (ruff, mypy, import-linter, cfn-lint), the whole pytest suite (Docker-marked tests included),
+# image, runs the linters (ruff, mypy, import-linter, cfn-lint, mlops check-iam, checkov), the pytest suite
+# (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
 # At the end (also on failure) it prints the seconds each phase took.
 #
@@ -47,6 +48,7 @@ phase "lint"
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
     .venv/bin/mlops check-iam
+    bash scripts/checkov.sh
 fi
 phase "tests"
 .venv/bin/pytest "$@"

@@ -96,6 +96,7 @@ REMOVALS = [
     ("StateMachineRole", "sagemaker:DeleteEndpoint", "aws-sdk:sagemaker:deleteEndpoint"),
     ("StartTrainingRole", "states:StartExecution", "code: deployer.lambdas.start_training"),
     ("StartTrainingRole", "s3:ListBucket", "list_objects_v2"),
+    ("StartTrainingRole", "sqs:SendMessage", "dead-letter queue"),
     ("RegisterModelRole", "dynamodb:PutItem", "code: deployer.lambdas.register_model"),
     ("RegisterModelRole", "codepipeline:GetJobDetails", "code: deployer.lambdas.register_model"),
     ("ApiProxyRole", "sagemaker:InvokeEndpoint", "code: deployer.lambdas.api_proxy"),
