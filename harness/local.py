@@ -62,7 +62,7 @@ from deployer.lambdas.start_training import data_version
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
 from harness.compute.plane import ComputePlane
 from harness.compute.process import ProcessRuntime
-from harness.compute.training_cache import TrainingCache, reused_from
+from harness.compute.training_cache import TrainingCache, cache_home, reused_from
 from harness.context import HarnessContext
 from harness.datasets import Example, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
@@ -86,11 +86,11 @@ from harness.pipeline import (
     invoke_client,
     state_listener,
 )
+from harness.pipeline.build_cache import LocalBuildCache
 
 LOG = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-WHEELHOUSE = REPO_ROOT / "container" / "wheels"
 # moto's SageMaker lists no ml.g5.* types (deployer/README.md "In the emulator"): any type it lists.
 EMULATOR_PARAMETERS: Mapping[str, str] = {
     "TrainingInstanceType": "ml.m5.xlarge",
@@ -134,6 +134,9 @@ class LocalAwsOptions:
     # a training job whose image digest, data and hyperparameters match an earlier successful one
     # reuses its model. None: every job trains.
     training_cache: Path | None = None
+    # This machine as the build host of CodeBuild projects with a LOCAL cache: the buildspec's
+    # `cache.paths` are kept here between builds (harness/pipeline/build_cache.py). None: nothing kept.
+    build_cache: Path | None = field(default_factory=lambda: cache_home() / "codebuild")
 
     def __post_init__(self) -> None:
         if self.runtime not in ("auto", "docker", "process"):
@@ -451,6 +454,7 @@ class LocalAws:
             approval=approval,
             store=store,
             lambda_report_timeout_s=lambda_report_timeout_s,
+            build_cache=LocalBuildCache(self.options.build_cache) if self.options.build_cache else None,
         )
         states = self.context.pipeline_states(ACCOUNT_ID, REGION)
         return PipelineRunner(
@@ -463,15 +467,14 @@ class LocalAws:
         )
 
     def _image_build(self) -> ProcessImageBuild | DockerImageBuild:
-        wheelhouse = WHEELHOUSE if WHEELHOUSE.is_dir() else None
         runtime = self.plane.runtime
         if isinstance(runtime, ProcessRuntime):
-            return ProcessImageBuild(runtime.register, wheelhouse)
+            return ProcessImageBuild(runtime.register)
         if self._registry is None:
             registry = LocalRegistry(self.options.work_dir / "registry").start()
             self._registry = registry
             self._undo.append(("image registry", registry.stop))
-        return DockerImageBuild(self._registry, self.client("ecr"), wheelhouse, base_image=BASE_IMAGE)
+        return DockerImageBuild(self._registry, self.client("ecr"), base_image=BASE_IMAGE)
 
     # -- data and images -----------------------------------------------------------------------------
     def put_training_data(self, data: Iterable[Example] | Path, key: str | None = None) -> DataObject:

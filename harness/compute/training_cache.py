@@ -53,11 +53,16 @@ CACHE_DIR_ENV = "MLOPS_CACHE_DIR"
 KEY_PARTS = ("image_digest", "data", "hyperparameters", "input_data_config", "environment")
 
 
-def default_cache_root() -> Path:
-    """`$MLOPS_CACHE_DIR/training-jobs`, else `~/.cache/byoc-mlops/training-jobs`."""
+def cache_home() -> Path:
+    """Where the harness keeps what outlives a stack on this machine (the training cache, CodeBuild's
+    local cache): `$MLOPS_CACHE_DIR`, else `~/.cache/byoc-mlops`."""
     base = os.environ.get(CACHE_DIR_ENV)
-    root = Path(base) if base else Path.home() / ".cache" / "byoc-mlops"
-    return root / "training-jobs"
+    return Path(base) if base else Path.home() / ".cache" / "byoc-mlops"
+
+
+def default_cache_root() -> Path:
+    """The training cache's folder: `<cache home>/training-jobs`."""
+    return cache_home() / "training-jobs"
 
 
 def data_fingerprint(data_dir: Path) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.pipeline.artifacts import unzip, zip_tree
+from harness.pipeline.build_cache import CUSTOM_MODE, LOCAL, LocalBuildCache
 from harness.pipeline.buildspec import (
     Buildspec,
     BuildspecError,
@@ -80,12 +81,15 @@ class CodeBuildExecutor:
         endpoint_url: str | None,
         image_build: ImageBuild | None = None,
         base_environment: Mapping[str, str] | None = None,
+        cache: LocalBuildCache | None = None,
     ) -> None:
         self._projects = projects
         self._region = region
         self._account_id = account_id
         self._endpoint_url = endpoint_url
         self._image_build = image_build or NoImageBuild()
+        # This machine as the build host of projects with a LOCAL cache (None: builds keep nothing).
+        self._cache = cache
         # What the build container starts with: PATH, HOME, locale; not the harness's own variables.
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_HOST", "DOCKER_BUILDKIT")
         self._base = (
@@ -127,6 +131,10 @@ class CodeBuildExecutor:
             **self._emulator_variables(),
             **self._image_build.environment(context.work_dir),
         }
+        cached = self._custom_cache(project, spec)
+        if cached:
+            restored = cached.restore(project.name, spec.cache_paths, source_dir)
+            context.progress(f"cache: {restored} files restored from the local cache ({CUSTOM_MODE})")
         self._image_build.prepare(source_dir)
         context.progress(f"build {build_id} started")
         outcome = run_buildspec(
@@ -139,6 +147,9 @@ class CodeBuildExecutor:
         )
         if not outcome.succeeded:
             raise ActionFailed(f"Build {build_id} failed: {outcome.reason}", log_path=outcome.log_path)
+        if cached:
+            kept = cached.save(project.name, spec.cache_paths, source_dir)
+            context.progress(f"cache: {kept} files kept in the local cache ({CUSTOM_MODE})")
         variables = dict(outcome.exported)
         variables.update(self._image_build.finish(source_dir, outcome.exported))
         artifacts = {}
@@ -156,6 +167,11 @@ class CodeBuildExecutor:
             external_execution_id=build_id,
             log_path=outcome.log_path,
         )
+
+    def _custom_cache(self, project: CodeBuildProject, spec: Buildspec) -> LocalBuildCache | None:
+        """The local cache when the project keeps one of the buildspec's `cache.paths`."""
+        wanted = project.cache_type == LOCAL and CUSTOM_MODE in project.cache_modes and spec.cache_paths
+        return self._cache if wanted else None
 
     def _buildspec(self, project: CodeBuildProject, source_dir: Path) -> Buildspec:
         text = project.buildspec

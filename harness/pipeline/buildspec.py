@@ -69,6 +69,7 @@ class Buildspec:
     exported_variables: tuple[str, ...] = ()
     artifacts: ArtifactSpec | None = None
     shell: str = "bash"
+    cache_paths: tuple[str, ...] = ()  # `cache.paths`: what a LOCAL_CUSTOM_CACHE keeps between builds
 
 
 def parse_buildspec(text: str) -> Buildspec:
@@ -101,7 +102,16 @@ def parse_buildspec(text: str) -> Buildspec:
         exported_variables=tuple(str(v) for v in env.get("exported-variables") or []),
         artifacts=_artifacts(document.get("artifacts")),
         shell=shell,
+        cache_paths=_cache_paths(document.get("cache")),
     )
+
+
+def _cache_paths(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not isinstance(raw.get("paths", []), list):
+        raise BuildspecError("cache must be a mapping with a list of paths")
+    return tuple(str(path) for path in raw.get("paths") or [])
 
 
 def _phase(name: str, raw: Any) -> Phase:

@@ -105,6 +105,8 @@ class CodeBuildProject:
     image: str = ""
     privileged_mode: bool = False
     timeout_minutes: int = 60
+    cache_type: str = "NO_CACHE"  # the project's Cache.Type: NO_CACHE | LOCAL | S3
+    cache_modes: tuple[str, ...] = ()  # Cache.Modes of a LOCAL cache (harness/pipeline/build_cache.py)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -262,6 +264,7 @@ def codebuild_projects_from_template(
             for v in environment.get("EnvironmentVariables") or []
         )
         source = properties.get("Source") or {}
+        cache = properties.get("Cache") or {}
         projects[name] = CodeBuildProject(
             name=name,
             environment_variables=variables,
@@ -269,6 +272,10 @@ def codebuild_projects_from_template(
             image=str(environment.get("Image", "")),
             privileged_mode=bool(environment.get("PrivilegedMode", False)),
             timeout_minutes=int(properties.get("TimeoutInMinutes", 60)),
-            extra={k: v for k, v in properties.items() if k not in {"Name", "Environment", "Source"}},
+            cache_type=str(cache.get("Type", "NO_CACHE")),
+            cache_modes=tuple(str(mode) for mode in cache.get("Modes") or ()),
+            extra={
+                k: v for k, v in properties.items() if k not in {"Name", "Environment", "Source", "Cache"}
+            },
         )
     return projects

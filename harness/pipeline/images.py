@@ -11,9 +11,9 @@
   then runs exactly this tree for the training job and the endpoint. The tree is the Build action's
   unpacked source under the runner's work folder: keep that folder while its endpoints serve.
 
-Both fill the unpacked source's `container/wheels` from a wheelhouse when one is given and the source
-has none (it is git-ignored, and the deployer's buildspec would otherwise download every wheel): the
-local stand-in for CodeBuild's build cache.
+Neither adds anything to the source: the buildspec's wheelhouse (`container/wheels`, git-ignored) is
+made by the buildspec's own `pip wheel`, and kept between builds by the project's LOCAL_CUSTOM_CACHE,
+as CodeBuild keeps it (harness/pipeline/build_cache.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -37,25 +36,6 @@ from harness.pipeline.registry import LocalRegistry, record_in_ecr
 IMAGE_URI = "IMAGE_URI"
 IMAGE_DIGEST = "IMAGE_DIGEST"
 COMMIT_ID = "COMMIT_ID"
-
-
-def _link_wheelhouse(source_dir: Path, wheelhouse: Path | None) -> None:
-    """Fills an empty `container/wheels` with hard links to the wheelhouse's files (a copy where hard
-    links cannot be made): real files, because Docker's build context does not follow symlinks."""
-    if wheelhouse is None:
-        return
-    if not wheelhouse.is_dir():
-        raise ActionFailed(f"the wheelhouse {wheelhouse} does not exist (scripts/build-image.sh makes it)")
-    target = source_dir / "container" / "wheels"
-    if target.is_dir() and any(target.iterdir()):
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    for wheel in sorted(wheelhouse.iterdir()):
-        if wheel.is_file():
-            try:
-                os.link(wheel, target / wheel.name)
-            except OSError:
-                shutil.copyfile(wheel, target / wheel.name)
 
 
 _DEFAULT_BASE = re.compile(r"^ARG BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
@@ -95,11 +75,10 @@ def _exported(exported: Mapping[str, str], name: str) -> str:
 
 class DockerImageBuild:
     def __init__(
-        self, registry: LocalRegistry, ecr: Any, wheelhouse: Path | None = None, base_image: str = ""
+        self, registry: LocalRegistry, ecr: Any, base_image: str = ""
     ) -> None:
         self._registry = registry
         self._ecr = ecr
-        self._wheelhouse = wheelhouse
         self._base_image = base_image
 
     def environment(self, work_dir: Path) -> Mapping[str, str]:
@@ -108,7 +87,6 @@ class DockerImageBuild:
         return {"REGISTRY_HOST": self._registry.host, "REGISTRY_LOGIN": "none"}
 
     def prepare(self, source_dir: Path) -> None:
-        _link_wheelhouse(source_dir, self._wheelhouse)
         if self._base_image:
             reference = dockerfile_base_image(source_dir / "container" / "Dockerfile")
             answer_for_base_image(self._base_image, reference)
@@ -130,9 +108,8 @@ class DockerImageBuild:
 
 
 class ProcessImageBuild:
-    def __init__(self, register: Callable[[Path], str], wheelhouse: Path | None = None) -> None:
+    def __init__(self, register: Callable[[Path], str]) -> None:
         self._register = register  # harness.compute.process.ProcessRuntime.register
-        self._wheelhouse = wheelhouse
 
     def environment(self, work_dir: Path) -> Mapping[str, str]:
         bin_dir = work_dir / "standin-bin"
@@ -148,7 +125,7 @@ class ProcessImageBuild:
         }
 
     def prepare(self, source_dir: Path) -> None:
-        _link_wheelhouse(source_dir, self._wheelhouse)
+        del source_dir
 
     def finish(self, source_dir: Path, exported: Mapping[str, str]) -> Mapping[str, str]:
         digest = _exported(exported, IMAGE_DIGEST)

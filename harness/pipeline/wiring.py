@@ -14,6 +14,7 @@ from typing import Any
 from harness.pipeline.approval import ApprovalPolicy, ManualApprovalExecutor
 from harness.pipeline.artifacts import ArtifactStore
 from harness.pipeline.build import CodeBuildExecutor, ImageBuild
+from harness.pipeline.build_cache import LocalBuildCache
 from harness.pipeline.definition import (
     CodeBuildProject,
     Pipeline,
@@ -58,11 +59,12 @@ def default_executors(
     approval_summary: Callable[[ActionContext], str] | None = None,
     store: ArtifactStore | None = None,
     lambda_report_timeout_s: float = 60.0,
+    build_cache: LocalBuildCache | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
     """The executor table: (category, provider) -> executor."""
     context = deployed.context
     build = CodeBuildExecutor(
-        deployed.projects, context.region, context.account_id, endpoint_url, image_build
+        deployed.projects, context.region, context.account_id, endpoint_url, image_build, cache=build_cache
     )
     return {
         ("Source", "CodeCommit"): git_source_action,

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from harness.compute.process import ProcessRuntime, tree_digest
+from harness.compute.training_cache import cache_home
 from harness.emulator import ACCOUNT_ID
 from harness.pipeline.artifacts import ArtifactStore
 from harness.pipeline.build import CodeBuildExecutor
+from harness.pipeline.build_cache import LocalBuildCache
 from harness.pipeline.definition import (
     Action,
     ActionType,
@@ -31,7 +33,11 @@ from harness.pipeline.images import ProcessImageBuild
 from harness.pipeline.model import ActionContext, ActionFailed, SourceRequest
 from harness.pipeline.resolve import StackContext
 from harness.pipeline.source import git_source_action
-from tests.pipeline.conftest import REPO_ROOT, git
+from tests.pipeline.conftest import git
+
+# This machine as the project's build host: the buildspec's wheelhouse is kept between builds, as
+# CodeBuild's LOCAL_CUSTOM_CACHE keeps it (the first build on a new machine makes it with pip wheel).
+MACHINE_BUILD_CACHE = LocalBuildCache(cache_home() / "codebuild")
 
 
 def _project() -> CodeBuildProject:
@@ -97,7 +103,8 @@ def test_the_deployers_buildspec_with_the_process_runtime(image_source: Path, tm
         "us-east-1",
         ACCOUNT_ID,
         endpoint_url=None,
-        image_build=ProcessImageBuild(runtime.register, wheelhouse=REPO_ROOT / "container" / "wheels"),
+        image_build=ProcessImageBuild(runtime.register),
+        cache=MACHINE_BUILD_CACHE,
     )
     output = executor(_context(pipeline, "Build", build_action, (source_ref,), tmp_path / "b", None))
 
@@ -155,7 +162,8 @@ def test_the_deployers_buildspec_with_docker_and_a_local_registry(image_source: 
             emulator.region,
             ACCOUNT_ID,
             emulator.endpoint_url,
-            image_build=DockerImageBuild(registry, ecr, wheelhouse=REPO_ROOT / "container" / "wheels"),
+            image_build=DockerImageBuild(registry, ecr),
+            cache=MACHINE_BUILD_CACHE,
         )
         output = executor(_context(pipeline, "Build", build_action, (ref,), tmp_path / "b", None))
         digest = output.variables["IMAGE_DIGEST"]
