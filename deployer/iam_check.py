@@ -417,22 +417,26 @@ def _signing(service: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------- (c) schemas
-@lru_cache(maxsize=1)
-def _schemas() -> dict[str, dict[str, Any]]:
+@lru_cache(maxsize=128)
+def _schema(kind: str) -> dict[str, Any] | None:
+    """The provider schema of `kind`: the first file (by name, for a stable answer) that declares it. The
+    text is searched before parsing: cfn-lint ships about 1,900 schemas and JSON-parsing all is slow."""
     import cfnlint
 
     folder = Path(cfnlint.__file__).parent / "data" / "schemas" / "resources"
-    schemas: dict[str, dict[str, Any]] = {}
-    for path in folder.glob("*.json"):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(schema, dict) and "typeName" in schema:
-            schemas[schema["typeName"]] = schema
-    return schemas
+    marker = re.compile(r'"typeName":\s*"' + re.escape(kind) + '"')
+    for path in sorted(folder.glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        if marker.search(text):
+            schema = json.loads(text)
+            if isinstance(schema, dict) and schema.get("typeName") == kind:
+                return schema
+    return None
 
 
 def handler_permissions(kind: str, properties: Mapping[str, Any]) -> list[str]:
     """The handler permissions a stack role needs for a resource of `kind` with these properties."""
-    schema = _schemas().get(kind)
+    schema = _schema(kind)
     if schema is None:
         raise KeyError(f"no resource provider schema for {kind}")
     handlers = schema.get("handlers", {})

@@ -115,6 +115,42 @@ def _working_tree_commit(repository: Path) -> str:
     return _git(repository, "commit-tree", tree, *parents, "-m", message, env=_identity(repository))
 
 
+def codecommit_event(
+    commit: Commit,
+    repository_name: str,
+    region: str,
+    account_id: str,
+    old_commit_id: str | None = None,
+    event_id: str = "00000000-0000-0000-0000-000000000000",
+    time: str = "1970-01-01T00:00:00Z",
+) -> dict[str, object]:
+    """The event CodeCommit sends to EventBridge when `commit` lands on its branch (CodeCommit user
+    guide, "Monitoring CodeCommit events in Amazon EventBridge": referenceCreated for a new branch,
+    referenceUpdated with oldCommitId otherwise): what the pipeline's SourceChangedRule matches."""
+    detail: dict[str, str] = {
+        "event": "referenceUpdated" if old_commit_id else "referenceCreated",
+        "repositoryName": repository_name,
+        "repositoryId": f"{account_id}-{repository_name}",
+        "referenceType": "branch",
+        "referenceName": commit.branch,
+        "referenceFullName": f"refs/heads/{commit.branch}",
+        "commitId": commit.commit_id,
+    }
+    if old_commit_id:
+        detail["oldCommitId"] = old_commit_id
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "CodeCommit Repository State Change",
+        "source": "aws.codecommit",
+        "account": account_id,
+        "time": time,
+        "region": region,
+        "resources": [f"arn:aws:codecommit:{region}:{account_id}:{repository_name}"],
+        "detail": detail,
+    }
+
+
 def archive_commit(repository: Path, commit_id: str, destination: Path) -> Path:
     """Writes the commit's files as a zip (git archive's zip carries the commit's time: reproducible)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
