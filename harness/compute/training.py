@@ -10,7 +10,8 @@ rejects what the harness cannot honour. `TrainingJobRunner.start` then, in a bac
    `<job dir>/train.log` (printable with `TrainingJob.log_text()`);
 3. Uploading: packs `/opt/ml/model` into `<S3OutputPath>/<name>/output/model.tar.gz`;
 4. ends Completed, Failed (FailureReason = "AlgorithmError: " + the container's
-   `/opt/ml/output/failure`, or "ClientError: ..." when the data could not be fetched) or Stopped
+   `/opt/ml/output/failure`, "ClientError: ..." when the data could not be fetched, or "CapacityError: ..."
+   while starting when the capacity fault is on) or Stopped
    (StopTrainingJob sends SIGTERM; `StoppingCondition.MaxRuntimeInSeconds` stops it too, with the
    secondary status MaxRuntimeExceeded). A stopped job uploads no model.
 
@@ -304,6 +305,11 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
+            # Fault hook (harness/faults.py): no instance could be provisioned; nothing was downloaded.
+            capacity = faults.ACTIVE.capacity_error()
+            if capacity is not None:
+                self._end("Failed", "Failed", failure_reason=capacity)
+                return
             self._set_secondary("Downloading")
             try:
                 image = self._prepare()
