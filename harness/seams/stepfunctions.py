@@ -23,6 +23,8 @@ What (while installed):
   names them `sagemaker.sagemakerException`; the seam gives moto's aws-sdk service the PascalCase name).
 - Datetimes in outputs become epoch milliseconds (as Step Functions shows them; moto's
   DescribeExecution answers 500 on a datetime).
+- Errors of moto's Step Functions parser (InvalidDefinition, ...) carry their AWS error code (moto
+  left it empty).
 - State machines created by CloudFormation land in the backend that runs executions. moto keeps
   two Step Functions backends and, with `execute_state_machine` on (as the harness always has it),
   its API reads and runs the parser backend, while `AWS::StepFunctions::StateMachine` is created in
@@ -49,7 +51,9 @@ from typing import Any, Final
 
 import botocore.session
 from botocore.exceptions import ClientError
+from moto.core.exceptions import AWSError
 from moto.stepfunctions import models as stepfunctions_models
+from moto.stepfunctions.parser import api as stepfunctions_parser_api
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -182,8 +186,9 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
             )
         if action not in SAGEMAKER_ACTIONS:
             raise ValueError(
-                f"The resource provided {self.resource.resource_arn} is not recognized by the harness: an optimized "
-                f"SageMaker action it does not run (it runs sagemaker:{', sagemaker:'.join(SAGEMAKER_ACTIONS)})"
+                f"The resource provided {self.resource.resource_arn} is not recognized by the harness: "
+                "an optimized SageMaker action it does not run "
+                f"(it runs sagemaker:{', sagemaker:'.join(SAGEMAKER_ACTIONS)})"
             )
         condition = self.resource.condition
         if condition is not None and not (condition == ResourceCondition.Sync and action in SYNC_ACTIONS):
@@ -311,7 +316,18 @@ class _ScaledTime:
         time.sleep(max(seconds, 0) * time_scale())
 
 
+def _name_parser_errors() -> None:
+    """moto's Step Functions parser raises errors (InvalidDefinition, ...) whose AWS code sits in `code`,
+    while the response takes it from `TYPE`: `InvalidDefinition` reached clients with an empty code."""
+    for value in vars(stepfunctions_parser_api).values():
+        if isinstance(value, type) and issubclass(value, AWSError) and value is not AWSError:
+            code = vars(value).get("code")
+            if isinstance(code, str) and value.TYPE is None:
+                value.TYPE = code
+
+
 def install() -> None:
+    _name_parser_errors()
     # moto's aws-sdk service builds `<Service>.<Error>Exception` from this table, else the lower-case name.
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES["sagemaker"] = _AWS_SDK_SERVICE_ERROR_NAME
     stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
