@@ -164,7 +164,7 @@ def test_an_aws_sdk_sagemaker_error_is_named_sagemaker_sagemakerexception(harnes
     service integrations: the error is `ServiceName.ErrorName`, both PascalCase, with the Exception
     suffix; an error the API does not model is the SDK's base exception, `SageMaker.SageMakerException`
     (DescribeEndpoint of a missing endpoint: ValidationException "Could not find endpoint"), as public
-    state machines catch it (a CDK CallAwsService describeEndpoint catching "SageMaker.SageMakerException")."""
+    state machines catch it (a CDK CallAwsService describeEndpoint catching SageMaker.SageMakerException)."""
     definition = one_task("arn:aws:states:::aws-sdk:sagemaker:describeEndpoint", {"EndpointName": "no-such"})
     execution = run(harness, machine(harness, "aws-sdk-missing", definition), "aws-sdk-missing-1", {})
     assert execution["error"] == "SageMaker.SageMakerException"
