@@ -49,6 +49,7 @@ from deployer.lambdas.pipeline_job import (
     EventError,
     JobReporter,
     PipelineJob,
+    fail_unstarted_job,
     require_env,
 )
 
@@ -155,12 +156,17 @@ class Clients:
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    if PipelineJob.is_job_event(event):
+        reporter = CodePipelineReporter(boto3.client("codepipeline"))
+        try:  # a Lambda action reports, never raises (see fail_unstarted_job)
+            settings = Settings.from_env()
+            clients = Clients(stepfunctions=boto3.client("stepfunctions"), s3=boto3.client("s3"))
+            job = PipelineJob.from_event(event)
+        except Exception as error:
+            return fail_unstarted_job(event, reporter, error)
+        return run_pipeline_action(job, settings, clients, reporter, context.get_remaining_time_in_millis)
     settings = Settings.from_env()
     clients = Clients(stepfunctions=boto3.client("stepfunctions"), s3=boto3.client("s3"))
-    if PipelineJob.is_job_event(event):
-        job = PipelineJob.from_event(event)
-        reporter = CodePipelineReporter(boto3.client("codepipeline"))
-        return run_pipeline_action(job, settings, clients, reporter, context.get_remaining_time_in_millis)
     return start_for_new_data(event, settings, clients, context.get_remaining_time_in_millis)
 
 
