@@ -94,3 +94,26 @@ def test_describing_a_missing_endpoint_is_a_validation_exception(target: Target)
     assert error["Error"]["Code"] == "ValidationException"
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "Could not find endpoint" in error["Error"]["Message"]
+
+
+def test_a_containers_error_is_a_model_error_with_its_original_status(
+    conformance_harness: Harness, image: str, greet_artifact: str
+) -> None:
+    """SageMaker Runtime API Reference, InvokeEndpoint, Errors: ModelError, HTTP 424, "Model (owned by
+    the customer in the container) returned 4xx or 5xx error code", with OriginalStatusCode and
+    OriginalMessage (the container's status and body) and LogStreamArn."""
+    harness = conformance_harness
+    harness.client("sagemaker").create_endpoint(
+        EndpointName="model-errors",
+        EndpointConfigName=deploy_config(harness, image, "model-errors", greet_artifact),
+    )
+    assert wait_endpoint(harness, "model-errors")["EndpointStatus"] == "InService"
+    for inputs, status in (("reject", 400), ("boom", 500)):
+        with pytest.raises(ClientError) as failed:
+            invoke(harness, "model-errors", inputs)
+        error = failed.value.response
+        assert error["Error"]["Code"] == "ModelError"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+        assert error["OriginalStatusCode"] == status
+        assert "error" in json.loads(error["OriginalMessage"])
+        assert error["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/model-errors")
