@@ -340,9 +340,7 @@ class LocalFlow:
                 aws.client("cloudformation"), deployment.platform_stack_name, ACCOUNT_ID
             )
             store = ArtifactStore(
-                options.work_dir / "artifacts",
-                deployed.pipeline.artifact_bucket,
-                deployed.pipeline.name,
+                options.work_dir / "artifacts", deployed.pipeline.artifact_bucket, deployed.pipeline.name,
                 aws.client("s3"),
             )
             executors = default_executors(
@@ -511,7 +509,9 @@ class LocalFlow:
         )
         return str(function["Environment"]["Variables"]["MODEL_NAME"])
 
-    def write_report(self, result: PipelineResult, summary: FlowSummary, folder: Path) -> Path:
+    def write_report(
+        self, result: PipelineResult, summary: FlowSummary, folder: Path
+    ) -> Path:
         """The run's report folder (timeline, state machine path, loss curve, registry item, answers)."""
         sfn = self.stack.client("stepfunctions")
         state_machine = None
@@ -579,9 +579,7 @@ class LocalFlow:
         summary.model_version = result.variables.get("RegisterVariables", {}).get("ModelVersion")
         if summary.execution_arn:
             execution_input = json.loads(
-                self.stack.client("stepfunctions").describe_execution(executionArn=summary.execution_arn)[
-                    "input"
-                ]
+                self.stack.client("stepfunctions").describe_execution(executionArn=summary.execution_arn)["input"]
             )
             summary.data_version = execution_input.get("DataVersion")
         if not result.succeeded:

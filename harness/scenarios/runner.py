@@ -256,7 +256,6 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
 
 def send_batch(url: str, api_key: str, spec: ApiRequests) -> list[HttpExchange]:
     """`repeat` requests, `concurrency` at a time, in the order they were issued."""
-
     def paced(_: int) -> HttpExchange:
         exchange = send(url, api_key, spec, session)
         time.sleep(spec.interval_s)
