@@ -65,10 +65,7 @@ def test_unknown_trigger_kind_is_refused() -> None:
 def test_the_trigger_command_says_when_no_stack_runs(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(MLOPS), "trigger", "commit", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 1
     assert "no local stack runs" in done.stderr
@@ -77,10 +74,7 @@ def test_the_trigger_command_says_when_no_stack_runs(tmp_path: Path) -> None:
 def test_approve_without_a_waiting_approval_fails_clearly(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(MLOPS), "approve", "--work-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 1
     assert "0 approvals are waiting" in done.stderr
