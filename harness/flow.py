@@ -352,6 +352,10 @@ class LocalFlow:
                 approval=self._approval_policy(),
                 store=store,
                 lambda_report_timeout_s=900,
+                # Lambda retries a raising action function after about 1 and 2 minutes; CodePipeline then
+                # waits 20 minutes for a result: AWS's figures, scaled like the state machine's waits.
+                lambda_async_retry_delays_s=(60 * options.time_scale, 120 * options.time_scale),
+                lambda_after_raise_timeout_s=1200 * options.time_scale,
             )
             self._runner = PipelineRunner(
                 deployed.pipeline,

@@ -13,9 +13,10 @@ token or a failure. The function's `outputVariables` become the action's output 
 CodePipeline invokes the function asynchronously (CodePipeline User Guide, "Invoke an AWS Lambda
 function in a pipeline"; Lambda Developer Guide, "Asynchronous invocation": a function error is retried
 twice, about 1 and 2 minutes apart), so a function that raises is invoked twice more, after
-`async_retry_delays_s`; whatever it reported meanwhile counts. One that never reports (raised three
-times, or returned without reporting) fails the action after `report_timeout_s` (CodePipeline's quota:
-20 minutes on AWS) with the message AWS shows in that case.
+`async_retry_delays_s`; whatever it reported meanwhile counts. One that never reports fails the action
+with the message AWS shows in that case: after `report_timeout_s` when it returned without reporting,
+after `after_raise_timeout_s` when it raised three times (CodePipeline's quota for the action: 20
+minutes on AWS; the local flow scales both waits by its time scale).
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ class LambdaInvokeExecutor:
         action_timeout_s: float = 3600.0,
         continuation_delay_s: float = 0.0,
         async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
+        after_raise_timeout_s: float | None = None,
         max_jobs: int = 1000,
         store: ArtifactStore | None = None,
         credentials: Mapping[str, str] | None = None,
@@ -212,6 +214,11 @@ class LambdaInvokeExecutor:
         self._action_timeout_s = action_timeout_s
         self._continuation_delay_s = continuation_delay_s
         self._async_retry_delays_s = async_retry_delays_s
+        # How long the action waits once the function raised three times (AWS: CodePipeline's action
+        # timeout); None = report_timeout_s.
+        self._after_raise_timeout_s = (
+            report_timeout_s if after_raise_timeout_s is None else after_raise_timeout_s
+        )
         self._max_jobs = max_jobs
         self._store = store  # where functions write their output artifacts (the artifact bucket)
         # The emulator accepts any credentials; AWS hands out short-lived ones for the artifact bucket.
@@ -240,7 +247,8 @@ class LambdaInvokeExecutor:
             job_id = self._board.create_job(type_id, data)
             context.progress(f"job {job_id} -> {function_name}" + (" (continuing)" if token else ""))
             raised = self._invoke_async(context, function_name, self._board.event(job_id))
-            left = max(0.0, min(self._report_timeout_s, deadline - time.monotonic()))
+            wait_s = self._after_raise_timeout_s if raised else self._report_timeout_s
+            left = max(0.0, min(wait_s, deadline - time.monotonic()))
             outcome = self._board.wait(job_id, left)
             if outcome is None:
                 detail = f" (it raised {1 + ASYNC_RETRIES} times: {raised})" if raised else ""
