@@ -204,3 +204,41 @@ def test_the_deployers_machine_retries_a_capacity_failure_under_a_new_job_name(
     )
     output = json.loads(execution["output"])
     assert output["TrainingJob"]["TrainingJobName"] == "capacity-train-2"
+
+
+def _names_aws_can_raise(resource: str) -> set[str]:
+    """Error names a SageMaker task can fail with: `SageMaker.<modeled error>Exception` (botocore's model
+    of SageMaker's API lists the modeled errors), the SDK's base name for every other error, which
+    differs between optimized (`SageMaker.AmazonSageMakerException`) and aws-sdk tasks
+    (`SageMaker.SageMakerException`)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    modeled = {
+        f"SageMaker.{shape.name}" if shape.name.endswith("Exception") else f"SageMaker.{shape.name}Exception"
+        for shape in model.error_shapes
+    }
+    base = "SageMaker.SageMakerException" if ":aws-sdk:" in resource else "SageMaker.AmazonSageMakerException"
+    return modeled | {base}
+
+
+def test_every_retry_and_catch_of_the_deployers_machine_names_an_error_aws_raises() -> None:
+    """Step Functions developer guide, "Handling errors in Step Functions workflows" (error names;
+    `States.*` names such as States.TaskFailed and States.ALL) and the two sources above: a Retry or
+    Catch on a name that never occurs (`SageMaker.CapacityError`, `SageMaker.ThrottlingException`,
+    a bare `ThrottlingException`) silently does nothing on AWS."""
+    states = json.loads(deployer_definition())["States"]
+    wrong = []
+    for name, state in states.items():
+        resource = state.get("Resource", "")
+        if ":sagemaker:" not in resource:
+            continue
+        allowed = _names_aws_can_raise(resource)
+        for rule in state.get("Retry", []) + state.get("Catch", []):
+            for error in rule["ErrorEquals"]:
+                if not error.startswith("States.") and error not in allowed:
+                    wrong.append(f"{name}: {error}")
+    assert wrong == []
+    # Transient errors of the endpoint poll are retried rather than sent to clean-up.
+    describe = states["DescribeEndpoint"]
+    assert "SageMaker.SageMakerException" in describe["Retry"][0]["ErrorEquals"]
