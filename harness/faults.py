@@ -18,6 +18,9 @@ compute plane and the Lambda runtime take when they are built (`ComputePlane.cre
 - `raise_in_lambda(function_name, message)`: the named function's worker process raises
   `RuntimeError(message)` where its handler would run (`lambda_error`, the Lambda runtime's
   `error_for` hook, which passes it to bootstrap.py in the invocation request).
+- `capacity_shortage(jobs)`: the next `jobs` training jobs fail while their instances are provisioned,
+  before any data is downloaded, with SageMaker's FailureReason `CapacityError: Unable to provision
+  requested ML compute capacity. ...` (`capacity_error`, the training runner's `provision` hook).
 - `kill_server_after(after_s)`: each serving container that goes InService from now on is sent
   SIGTERM `after_s` seconds later (`serving_started`, the endpoint manager's `on_in_service` hook).
 
@@ -44,6 +47,13 @@ from harness.compute.runtime import (
 )
 
 LOG = logging.getLogger(__name__)
+
+# SageMaker's FailureReason when no instance of the requested type can be had (as reported by users of
+# DescribeTrainingJob; SageMaker API Reference, DescribeTrainingJob, FailureReason).
+CAPACITY_ERROR: Final = (
+    "CapacityError: Unable to provision requested ML compute capacity. "
+    "Please retry using a different ML instance type."
+)
 
 DataProblem = Literal["missing_header", "empty", "single_intent"]
 DATA_PROBLEMS: Final = ("missing_header", "empty", "single_intent")
@@ -91,6 +101,7 @@ class FaultBoard:
         self._data_problem: DataProblem | None = None
         self._lambda_errors: dict[str, str] = {}
         self._kill_after_s: float | None = None
+        self._capacity_failures = 0
         self._timers: list[threading.Timer] = []
 
     # -- switching faults on and off -----------------------------------------------------------------
@@ -116,6 +127,12 @@ class FaultBoard:
         with self._lock:
             self._lambda_errors[function_name] = message
 
+    def capacity_shortage(self, jobs: int = 1) -> None:
+        if jobs < 1:
+            raise ValueError(f"capacity_shortage needs at least one job, got {jobs}")
+        with self._lock:
+            self._capacity_failures = jobs
+
     def kill_server_after(self, after_s: float) -> None:
         if after_s < 0:
             raise ValueError(f"after_s must not be negative, got {after_s}")
@@ -130,6 +147,7 @@ class FaultBoard:
             self._data_problem = None
             self._lambda_errors.clear()
             self._kill_after_s = None
+            self._capacity_failures = 0
         for timer in timers:
             timer.cancel()
 
@@ -153,6 +171,14 @@ class FaultBoard:
             text = path.read_text(encoding="utf-8", errors="replace")
             path.write_text(_corrupted(text, problem), encoding="utf-8")
             LOG.info("injected fault: %s in %s", problem, path)
+
+    def capacity_error(self) -> str | None:
+        """The FailureReason for a training job that gets no instance, or None (counts the job down)."""
+        with self._lock:
+            if self._capacity_failures == 0:
+                return None
+            self._capacity_failures -= 1
+        return CAPACITY_ERROR
 
     def lambda_error(self, function_name: str) -> str | None:
         """The message the function's worker raises instead of running its handler, or None."""

@@ -12,13 +12,16 @@ one to the other and `urls()` lists every API and stage.
 Per request, in AWS's order and with AWS's answers:
 - unknown API: 404 `{"message":"Not Found"}`; unknown stage: 403 `{"message":"Forbidden"}`;
   no resource or method for the path: 403 `{"message":"Missing Authentication Token"}`;
-- body over 10 MB: 413 `{"message":"Request Too Long"}`;
+- body over 10 MB: 413 `{"message":"Request Too Long"}` (API Gateway quotas: 10 MB payload);
 - a method with apiKeyRequired: the `x-api-key` header must be an enabled key bound (UsagePlanKey)
   to a usage plan that lists this API and stage, else 403 `{"message":"Forbidden"}`;
 - the usage plan's throttle (a token bucket per plan and key: burstLimit tokens, refilled at rateLimit
   per second; a per-method throttle in the plan's apiStages wins), then the stage's method throttling
   (one bucket for all callers, from the stage's method settings: the method's own, else `*/*`):
   429 `{"message":"Too Many Requests"}`;
+- a proxy event over 6,291,456 bytes, the whole event and not the body alone (Lambda quotas: 6 MB
+  for a synchronous invoke, measured as 6,291,456 bytes), never reaches the function: 413
+  `{"message":"Request Too Long"}`; so a body just under 6 MiB is refused too;
 - the AWS_PROXY integration's Lambda gets the proxy event (payload format 1.0) through the emulator's
   Invoke API, so it runs in the harness's Lambda runtime; the integration timeout (29 s) gives
   504 `{"message": "Endpoint request timed out"}`;
@@ -53,6 +56,7 @@ from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
 logger = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+MAX_SYNC_INVOKE_BYTES = 6_291_456
 INTEGRATION_TIMEOUT_S = 29.0
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
 _INVOKE_URL = re.compile(
@@ -306,7 +310,10 @@ class ApiGateway:
         event = self._proxy_event(
             api_id, stage_name, stage, route, method, path, url.query, headers, body, key
         )
-        return self._invoke(target["arn"], event)
+        payload = json.dumps(event).encode("utf-8")
+        if len(payload) > MAX_SYNC_INVOKE_BYTES:
+            return TOO_LONG
+        return self._invoke(target["arn"], payload)
 
     def _authorise(self, backend: Any, api_id: str, stage: str, value: str) -> tuple[Any, Any]:
         """The enabled key with this value bound to a usage plan for this API stage, and that plan."""
@@ -423,9 +430,9 @@ class ApiGateway:
             "isBase64Encoded": encoded,
         }
 
-    def _invoke(self, function_arn: str, event: Mapping[str, Any]) -> GatewayAnswer:
+    def _invoke(self, function_arn: str, payload: bytes) -> GatewayAnswer:
         try:
-            answer = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event).encode("utf-8"))
+            answer = self._lambda.invoke(FunctionName=function_arn, Payload=payload)
         except ReadTimeoutError:
             return TIMED_OUT
         except Exception:

@@ -441,6 +441,7 @@ class LocalAws:
         GetPipelineState's view kept in the context's pipeline states."""
         deployed = self.deployed_pipeline()
         work_dir = self.options.work_dir
+        scale = self.context.step_functions.scale()
         pipeline = deployed.pipeline
         store = ArtifactStore(
             work_dir / "artifacts", pipeline.artifact_bucket, pipeline.name, self.client("s3")
@@ -454,6 +455,10 @@ class LocalAws:
             approval=approval,
             store=store,
             lambda_report_timeout_s=lambda_report_timeout_s,
+            # Lambda retries a raising action function after about 1 and 2 minutes; CodePipeline then
+            # waits 20 minutes for a result: AWS's figures, scaled like the state machine's waits.
+            lambda_async_retry_delays_s=(60 * scale, 120 * scale),
+            lambda_after_raise_timeout_s=1200 * scale,
             build_cache=LocalBuildCache(self.options.build_cache) if self.options.build_cache else None,
         )
         states = self.context.pipeline_states(ACCOUNT_ID, REGION)

@@ -6,8 +6,15 @@ container, which checks their bounds). Answers, always JSON with an `error` mess
 - 200: the container's JSON answer, unchanged;
 - 400: not JSON, not an object, unknown keys, `inputs` missing/empty/too many/too long;
 - 405: not POST; 413: body over 6 MB (SageMaker's limit); 415: a Content-Type other than JSON;
-- 429: the endpoint throttled; 502: the model failed (ModelError) or answered something that is not
-  JSON; 503: the endpoint does not exist or is not in service; 504: no answer within INVOKE_TIMEOUT_SECONDS.
+- 429: the endpoint throttled; 502: the model failed (ModelError with a 5xx OriginalStatusCode) or
+  answered something that is not JSON; 503: the endpoint does not exist or is not in service; 504: no
+  answer within INVOKE_TIMEOUT_SECONDS;
+- the container's own 4xx (SageMaker wraps it in a 424 ModelError with OriginalStatusCode and
+  OriginalMessage) keeps its status and the container's error message: a client error stays one.
+Limits that agree end to end: a query has at most MAX_INPUT_CHARS = 1,000 characters, the container's
+own limit (container/byoc/invocations.py MAX_QUERY_CHARS; a test holds them equal). A body reaches this
+function only inside a proxy event of at most 6,291,456 bytes (Lambda's synchronous invoke limit; API
+Gateway answers 413 above it), so MAX_BODY_BYTES is a guard, never reached through the API.
 
 Environment (read in `Settings.from_env` only): ENDPOINT_NAME, and optionally INVOKE_TIMEOUT_SECONDS
 (default 25: API Gateway gives up at 29 s) and MAX_INPUTS (default 64).
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
-MAX_INPUT_CHARS = 2000
+MAX_INPUT_CHARS = 1000
 ALLOWED_KEYS = frozenset({"inputs", "parameters"})
 
 
@@ -158,9 +165,24 @@ def _client_error(error: ClientError) -> dict[str, Any]:
     message = error.response.get("Error", {}).get("Message", "")
     log.warning(json.dumps({"invoke_error": code, "message": message}))
     if code == "ModelError":
+        original = error.response.get("OriginalStatusCode")
+        if isinstance(original, int) and 400 <= original < 500:
+            return response(original, {"error": _container_error(error.response.get("OriginalMessage"))})
         return response(502, {"error": "the model failed to answer", "detail": message})
     if code in {"ThrottlingException", "TooManyRequestsException"}:
         return response(429, {"error": "too many requests to the model; retry later"})
     if code in {"ValidationError", "ServiceUnavailable", "ModelNotReadyException"}:
         return response(503, {"error": "the model endpoint is not available", "detail": message})
     return response(502, {"error": f"the model call failed ({code or 'unknown error'})"})
+
+
+def _container_error(original_message: object) -> str:
+    """The container's `error` text from ModelError's OriginalMessage (its JSON body), else the body."""
+    text = str(original_message or "the model rejected the request")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text[:1000]
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        return str(document["error"])
+    return text[:1000]

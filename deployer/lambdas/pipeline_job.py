@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ __all__ = [
     "EventError",
     "JobReporter",
     "PipelineJob",
+    "fail_unstarted_job",
     "require_env",
 ]
+
+log = logging.getLogger(__name__)
 
 # CodePipeline caps a failure message at 5,000 characters and an execution summary at 2,048.
 MAX_FAILURE_MESSAGE = 5000
@@ -151,3 +155,18 @@ class CodePipelineReporter:
             jobId=job_id,
             failureDetails={"type": "JobFailed", "message": message[:MAX_FAILURE_MESSAGE]},
         )
+
+
+def fail_unstarted_job(event: Mapping[str, Any], reporter: JobReporter, error: Exception) -> dict[str, Any]:
+    """Reports a job whose action could not even start (settings or event unreadable) as failed.
+
+    CodePipeline invokes a Lambda action asynchronously: a handler that raises is retried by Lambda and
+    then leaves the action waiting for CodePipeline's timeout, so a handler reports instead of raising.
+    Raises EventError only when the event names no job to report on."""
+    job = event.get("CodePipeline.job")
+    job_id = job.get("id") if isinstance(job, Mapping) else None
+    if not isinstance(job_id, str) or not job_id:
+        raise EventError(f"not a CodePipeline job event ({error})") from error
+    reporter.fail(job_id, f"the action could not start: {error}")
+    log.exception("the action could not start")
+    return {"status": "FAILED", "reason": str(error)}

@@ -47,6 +47,7 @@ from deployer.lambdas.pipeline_job import (
     EventError,
     JobReporter,
     PipelineJob,
+    fail_unstarted_job,
     require_env,
 )
 
@@ -136,13 +137,18 @@ class Clients:
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    settings = Settings.from_env()
-    clients = Clients(boto3.client("cloudformation"), boto3.client("s3"), boto3.client("sagemaker"))
     remaining: Callable[[], int] = context.get_remaining_time_in_millis
     if PipelineJob.is_job_event(event):
-        job = PipelineJob.from_event(event)
         reporter = CodePipelineReporter(boto3.client("codepipeline"))
+        try:  # a Lambda action reports, never raises (see fail_unstarted_job)
+            settings = Settings.from_env()
+            clients = Clients(boto3.client("cloudformation"), boto3.client("s3"), boto3.client("sagemaker"))
+            job = PipelineJob.from_event(event)
+        except Exception as error:
+            return fail_unstarted_job(event, reporter, error)
         return run_pipeline_action(job, settings, clients, reporter, remaining)
+    settings = Settings.from_env()
+    clients = Clients(boto3.client("cloudformation"), boto3.client("s3"), boto3.client("sagemaker"))
     if event:
         raise EventError(
             "a direct invoke takes {} (it publishes the API stack only); the promotion of an endpoint "

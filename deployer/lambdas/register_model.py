@@ -38,6 +38,7 @@ from deployer.lambdas.pipeline_job import (
     EventError,
     JobReporter,
     PipelineJob,
+    fail_unstarted_job,
     require_env,
 )
 
@@ -75,15 +76,20 @@ class Registration:
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    if PipelineJob.is_job_event(event):
+        codepipeline = boto3.client("codepipeline")
+        reporter = CodePipelineReporter(codepipeline)
+        try:  # a Lambda action reports, never raises (see fail_unstarted_job)
+            settings = Settings.from_env()
+            dynamodb = boto3.client("dynamodb")
+            stepfunctions = boto3.client("stepfunctions")
+            job = PipelineJob.from_event(event)
+        except Exception as error:
+            return fail_unstarted_job(event, reporter, error)
+        return run_pipeline_action(job, settings, dynamodb, stepfunctions, reporter, codepipeline)
     settings = Settings.from_env()
     dynamodb = boto3.client("dynamodb")
     stepfunctions = boto3.client("stepfunctions")
-    if PipelineJob.is_job_event(event):
-        codepipeline = boto3.client("codepipeline")
-        job = PipelineJob.from_event(event)
-        return run_pipeline_action(
-            job, settings, dynamodb, stepfunctions, CodePipelineReporter(codepipeline), codepipeline
-        )
     execution_arn = event.get("ExecutionArn")
     if not isinstance(execution_arn, str) or not execution_arn:
         raise EventError("expected a CodePipeline job or {'ExecutionArn': ..., 'Approver': ...}")

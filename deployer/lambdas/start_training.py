@@ -12,11 +12,17 @@ Two events, one execution input (the contract in deployer/README.md):
 - an EventBridge S3 "Object Created" event under the data prefix: the image, commit and hyperparameters
   come from `s3://<ARTIFACT_BUCKET>/builds/latest.json`, the build record that the Train action last
   started (it copies it there); the execution deploys to the serving endpoint (ENDPOINT_NAME: no
-  approval stands between new data and the API) and is started, not waited for.
+  approval stands between new data and the API) and is started, not waited for. S3 sends one event
+  per object, so a multi-file upload invokes the function once per file: each invocation waits until
+  the data under the prefix has not changed for POLL_SECONDS (while the Lambda has time), so that they
+  all name the same execution instead of starting racing ones on partial data.
 
 The execution's name is derived from what it trains (commit, data version, image digest and
 hyperparameters) and where it deploys, so a retried action or a repeated event follows the existing
-execution instead of training twice.
+execution instead of training twice. A name that belongs to a closed execution cannot be used again
+(StartExecution answers ExecutionAlreadyExists): after a run that failed, timed out or was aborted
+(a capacity failure, say), the same inputs start `<name>-r2`, `-r3`, ... up to `-r9`; a succeeded
+or running one is followed.
 
 Environment (read in `Settings.from_env` only): STATE_MACHINE_ARN, NAME_PREFIX, DATA_BUCKET, DATA_PREFIX,
 ARTIFACT_BUCKET, ENDPOINT_NAME, CANDIDATE_ENDPOINT_NAME, QUALITY_THRESHOLD, and optionally POLL_SECONDS
@@ -50,6 +56,7 @@ from deployer.lambdas.pipeline_job import (
     EventError,
     JobReporter,
     PipelineJob,
+    fail_unstarted_job,
     require_env,
 )
 
@@ -58,9 +65,11 @@ log.setLevel(logging.INFO)
 
 # Leave this much of the Lambda's time to report the result before it is stopped.
 REPORT_MARGIN_MS = 15_000
-# Names of the training job, model and endpoint config add at most "-config" (7) to this, within
-# SageMaker's 63 characters.
-_EXECUTION_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,55}$")
+# A re-run adds "-r9" at most (3), and the names of the training job, model and endpoint config add at
+# most "-train-3" (8) to that, within SageMaker's 63 characters.
+_EXECUTION_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,51}$")
+FOLLOWED_STATUSES = frozenset({"RUNNING", "SUCCEEDED", "PENDING_REDRIVE"})
+MAX_RERUNS = 9
 
 
 @dataclass(frozen=True)
@@ -115,13 +124,18 @@ class Clients:
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    if PipelineJob.is_job_event(event):
+        reporter = CodePipelineReporter(boto3.client("codepipeline"))
+        try:  # a Lambda action reports, never raises (see fail_unstarted_job)
+            settings = Settings.from_env()
+            clients = Clients(stepfunctions=boto3.client("stepfunctions"), s3=boto3.client("s3"))
+            job = PipelineJob.from_event(event)
+        except Exception as error:
+            return fail_unstarted_job(event, reporter, error)
+        return run_pipeline_action(job, settings, clients, reporter, context.get_remaining_time_in_millis)
     settings = Settings.from_env()
     clients = Clients(stepfunctions=boto3.client("stepfunctions"), s3=boto3.client("s3"))
-    if PipelineJob.is_job_event(event):
-        job = PipelineJob.from_event(event)
-        reporter = CodePipelineReporter(boto3.client("codepipeline"))
-        return run_pipeline_action(job, settings, clients, reporter, context.get_remaining_time_in_millis)
-    return start_for_new_data(event, settings, clients)
+    return start_for_new_data(event, settings, clients, context.get_remaining_time_in_millis)
 
 
 def run_pipeline_action(
@@ -177,7 +191,12 @@ def run_pipeline_action(
     return {"status": status, **variables}
 
 
-def start_for_new_data(event: Mapping[str, Any], settings: Settings, clients: Clients) -> dict[str, Any]:
+def start_for_new_data(
+    event: Mapping[str, Any],
+    settings: Settings,
+    clients: Clients,
+    remaining_ms: Callable[[], int] = lambda: REPORT_MARGIN_MS,
+) -> dict[str, Any]:
     """EventBridge S3 'Object Created': start a run on the last build with the new data."""
     if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
         raise EventError("expected a CodePipeline job or an EventBridge S3 'Object Created' event")
@@ -194,10 +213,28 @@ def start_for_new_data(event: Mapping[str, Any], settings: Settings, clients: Cl
             f"no build to train: s3://{settings.artifact_bucket}/{LATEST_BUILD_KEY} cannot be read "
             f"({error}); run the pipeline once first"
         ) from error
+    build = BuildRecord.from_json(record)
+    version = settled_data_version(
+        clients.s3, settings.data_bucket, settings.data_prefix, settings.poll_seconds, remaining_ms
+    )
     execution_arn = start_execution(
-        BuildRecord.from_json(record), settings, clients, trigger="s3", endpoint_name=settings.endpoint_name
+        build, settings, clients, trigger="s3", endpoint_name=settings.endpoint_name, version=version
     )
     return {"status": "STARTED", "executionArn": execution_arn}
+
+
+def settled_data_version(
+    s3: Any, bucket: str, prefix: str, quiet_seconds: float, remaining_ms: Callable[[], int]
+) -> str:
+    """The data version once it has not changed for `quiet_seconds` (or when the Lambda must return)."""
+    version = data_version(s3, bucket, prefix)
+    while remaining_ms() - quiet_seconds * 1000 >= REPORT_MARGIN_MS:
+        time.sleep(quiet_seconds)
+        latest = data_version(s3, bucket, prefix)
+        if latest == version:
+            break
+        version = latest
+    return version
 
 
 def data_version(s3: Any, bucket: str, prefix: str) -> str:
@@ -245,26 +282,39 @@ def execution_name(
 
 
 def start_execution(
-    build: BuildRecord, settings: Settings, clients: Clients, trigger: str, endpoint_name: str
+    build: BuildRecord,
+    settings: Settings,
+    clients: Clients,
+    trigger: str,
+    endpoint_name: str,
+    version: str | None = None,
 ) -> str:
     """Starts the execution that trains `build` on the current data and deploys it to `endpoint_name`
     (or finds the one that does already); its ARN."""
-    version = data_version(clients.s3, settings.data_bucket, settings.data_prefix)
-    name = execution_name(settings.name_prefix, build, version, settings.quality_threshold, endpoint_name)
+    version = version or data_version(clients.s3, settings.data_bucket, settings.data_prefix)
+    base = execution_name(settings.name_prefix, build, version, settings.quality_threshold, endpoint_name)
     payload = json.dumps(execution_input(build, version, settings, trigger, endpoint_name), sort_keys=True)
-    try:
-        started = clients.stepfunctions.start_execution(
-            stateMachineArn=settings.state_machine_arn, name=name, input=payload
-        )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-            raise
-        # Same name = same commit, data, image and hyperparameters: follow the run that exists.
-        arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-        log.info(json.dumps({"following": arn}))
-        return arn
-    log.info(json.dumps({"started": started["executionArn"], "trigger": trigger}))
-    return str(started["executionArn"])
+    for attempt in range(1, MAX_RERUNS + 1):
+        name = base if attempt == 1 else f"{base}-r{attempt}"
+        try:
+            started = clients.stepfunctions.start_execution(
+                stateMachineArn=settings.state_machine_arn, name=name, input=payload
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            # Same name = same commit, data, image and hyperparameters: follow the run that exists,
+            # unless it ended without success (then the next name runs it again).
+            arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+            status = clients.stepfunctions.describe_execution(executionArn=arn)["status"]
+            if status in FOLLOWED_STATUSES:
+                log.info(json.dumps({"following": arn, "status": status}))
+                return arn
+            log.info(json.dumps({"not_following": arn, "status": status}))
+            continue
+        log.info(json.dumps({"started": started["executionArn"], "trigger": trigger}))
+        return str(started["executionArn"])
+    raise EventError(f"{base} has run {MAX_RERUNS} times without success; change the inputs to run it again")
 
 
 def wait_for_execution(

@@ -7,7 +7,9 @@
 - `update`: Updating; starts the new config's container beside the old one and waits until it is
   healthy, then switches the routing in one step and only then stops the old container, after its
   in-flight requests have finished: no request is dropped. When the new container never gets
-  healthy the endpoint goes Failed with the reason, and the old container keeps serving.
+  healthy the update rolls back, as SageMaker's does: the endpoint returns to InService on its
+  previous config, with the reason in FailureReason, and the old container keeps serving. Only
+  InService endpoints accept an update (a Failed one accepts only DeleteEndpoint).
 - `delete`: stops the container (after its in-flight requests).
 - `invoke`: forwards the body to `POST /invocations` of the current container, with SageMaker's
   limits: bodies over 6 MB are refused (413) and a container that takes over 60 s is a ModelError.
@@ -151,7 +153,12 @@ class EndpointManager:
             endpoint = self._endpoints.get(key)
             if endpoint is None:
                 raise EndpointError(f'Could not find endpoint "{key[2]}".')
-            if endpoint.status not in ("InService", "Failed"):
+            if endpoint.status == "Failed":
+                raise EndpointError(
+                    f'Cannot update failed endpoint "{key[2]}": DeleteEndpoint is the only operation '
+                    "that can be performed on a failed endpoint."
+                )
+            if endpoint.status != "InService":
                 raise EndpointError(
                     f'Cannot update in-progress endpoint "{key[2]}" (it is {endpoint.status}).'
                 )
@@ -270,6 +277,10 @@ class EndpointManager:
                     endpoint.status = "InService"
                     endpoint.config_name = target.config_name
                     endpoint.failure_reason = None
+                elif updating and endpoint.current is not None:
+                    # Rolled back: still serving the previous config, the reason kept (DescribeEndpoint).
+                    endpoint.status = "InService"
+                    endpoint.failure_reason = reason
                 else:
                     endpoint.status = "Failed"
                     endpoint.failure_reason = reason

@@ -58,6 +58,9 @@ class PlaneFaults(Protocol):
     def corrupt_channels(self, data_dir: Path) -> None:
         """Told of a training job's downloaded `input/data` folder before its container starts."""
 
+    def capacity_error(self) -> str | None:
+        """Asked as a training job starts: a FailureReason when no instance can be had, else None."""
+
     def serving_started(self, process: ContainerProcess) -> None:
         """Told of every serving container that went InService."""
 
@@ -99,6 +102,7 @@ class ComputePlane:
                 s3_client=s3,
                 work_dir=work_dir,
                 prepare_input=faults.corrupt_channels if faults is not None else None,
+                provision=faults.capacity_error if faults is not None else None,
             ),
             endpoints=EndpointManager(
                 runtime=runs,

@@ -10,7 +10,8 @@ rejects what the harness cannot honour. `TrainingJobRunner.start` then, in a bac
    `<job dir>/train.log` (printable with `TrainingJob.log_text()`);
 3. Uploading: packs `/opt/ml/model` into `<S3OutputPath>/<name>/output/model.tar.gz`;
 4. ends Completed, Failed (FailureReason = "AlgorithmError: " + the container's
-   `/opt/ml/output/failure`, or "ClientError: ..." when the data could not be fetched) or Stopped
+   `/opt/ml/output/failure`, "ClientError: ..." when the data could not be fetched, or "CapacityError: ..."
+   while starting when the capacity fault is on) or Stopped
    (StopTrainingJob sends SIGTERM; `StoppingCondition.MaxRuntimeInSeconds` stops it too, with the
    secondary status MaxRuntimeExceeded). A stopped job uploads no model.
 
@@ -226,9 +227,11 @@ class TrainingJob:
         runtime: ContainerRuntime,
         s3: Any,
         prepare_input: Callable[[Path], None] | None = None,
+        provision: Callable[[], str | None] | None = None,
     ) -> None:
         self.spec = spec
         self._prepare_input = prepare_input
+        self._provision = provision
         self.job_dir = job_dir
         self.base_dir = job_dir / "opt" / "ml"
         self.log_path = job_dir / "train.log"
@@ -311,6 +314,11 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
+            # No instance could be provisioned (e.g. a capacity fault, harness/faults.py): nothing downloaded.
+            capacity = self._provision() if self._provision is not None else None
+            if capacity is not None:
+                self._end("Failed", "Failed", failure_reason=capacity)
+                return
             self._set_secondary("Downloading")
             try:
                 image = self._prepare()
@@ -435,6 +443,8 @@ class TrainingJobRunner:
     work_dir: Path
     # Called with the job's downloaded `input/data` folder before the container starts.
     prepare_input: Callable[[Path], None] | None = None
+    # Called as the job starts: a FailureReason when its instances cannot be provisioned, else None.
+    provision: Callable[[], str | None] | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -444,7 +454,9 @@ class TrainingJobRunner:
         with self._lock:
             if key in self._jobs:
                 raise TrainingJobError(f"a training job named {spec.name} already runs in the harness")
-            job = TrainingJob(spec, job_dir, self.runtime, self.s3_client(), self.prepare_input)
+            job = TrainingJob(
+                spec, job_dir, self.runtime, self.s3_client(), self.prepare_input, self.provision
+            )
             self._jobs[key] = job
         job.start()
         return job

@@ -10,8 +10,13 @@ report. A success with a continuationToken ends that job: a new job with the tok
 token or a failure. The function's `outputVariables` become the action's output variables; its
 `executionDetails.summary` the summary.
 
-A function that raises fails the action at once with its error; one that returns without reporting
-fails it after `report_timeout_s` with the message AWS shows in that case.
+CodePipeline invokes the function asynchronously (CodePipeline User Guide, "Invoke an AWS Lambda
+function in a pipeline"; Lambda Developer Guide, "Asynchronous invocation": a function error is retried
+twice, about 1 and 2 minutes apart), so a function that raises is invoked twice more, after
+`async_retry_delays_s`; whatever it reported meanwhile counts. One that never reports fails the action
+with the message AWS shows in that case: after `report_timeout_s` when it returned without reporting,
+after `after_raise_timeout_s` when it raised three times (CodePipeline's quota for the action: 20
+minutes on AWS; the local flow scales both waits by its time scale).
 """
 
 from __future__ import annotations
@@ -109,6 +114,9 @@ class FunctionError(Exception):
 Invoker = Callable[[str, dict[str, Any]], None]
 
 
+# Lambda retries a failed asynchronous invocation twice (its default MaximumRetryAttempts).
+ASYNC_RETRIES = 2
+
 # Lambda's longest timeout (900 s) plus a margin: a synchronous invoke must not time out before the function.
 INVOKE_READ_TIMEOUT_S = 960
 
@@ -192,6 +200,8 @@ class LambdaInvokeExecutor:
         report_timeout_s: float = 60.0,
         action_timeout_s: float = 3600.0,
         continuation_delay_s: float = 0.0,
+        async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
+        after_raise_timeout_s: float | None = None,
         max_jobs: int = 1000,
         store: ArtifactStore | None = None,
         credentials: Mapping[str, str] | None = None,
@@ -203,6 +213,12 @@ class LambdaInvokeExecutor:
         self._report_timeout_s = report_timeout_s
         self._action_timeout_s = action_timeout_s
         self._continuation_delay_s = continuation_delay_s
+        self._async_retry_delays_s = async_retry_delays_s
+        # How long the action waits once the function raised three times (AWS: CodePipeline's action
+        # timeout); None = report_timeout_s.
+        self._after_raise_timeout_s = (
+            report_timeout_s if after_raise_timeout_s is None else after_raise_timeout_s
+        )
         self._max_jobs = max_jobs
         self._store = store  # where functions write their output artifacts (the artifact bucket)
         # The emulator accepts any credentials; AWS hands out short-lived ones for the artifact bucket.
@@ -230,17 +246,16 @@ class LambdaInvokeExecutor:
             data = job_data(context, outputs, self._credentials, token, arn)
             job_id = self._board.create_job(type_id, data)
             context.progress(f"job {job_id} -> {function_name}" + (" (continuing)" if token else ""))
-            try:
-                self._invoke(function_name, self._board.event(job_id))
-            except FunctionError as error:
-                raise ActionFailed(f"the Lambda function {function_name} failed: {error}") from error
-            left = max(0.0, min(self._report_timeout_s, deadline - time.monotonic()))
+            raised = self._invoke_async(context, function_name, self._board.event(job_id))
+            wait_s = self._after_raise_timeout_s if raised else self._report_timeout_s
+            left = max(0.0, min(wait_s, deadline - time.monotonic()))
             outcome = self._board.wait(job_id, left)
             if outcome is None:
+                detail = f" (it raised {1 + ASYNC_RETRIES} times: {raised})" if raised else ""
                 raise ActionFailed(
                     f"The AWS Lambda function {function_name} failed to return a result. Check the function "
                     "to verify that it has permission to call the PutJobSuccessResult action and that it "
-                    "made a call to PutJobSuccessResult."
+                    f"made a call to PutJobSuccessResult.{detail}"
                 )
             if not outcome.succeeded:
                 raise ActionFailed(
@@ -261,6 +276,20 @@ class LambdaInvokeExecutor:
                 raise ActionFailed(f"the action did not finish within {self._action_timeout_s:.0f} s")
             time.sleep(self._continuation_delay_s)
         raise ActionFailed(f"the function asked to continue more than {self._max_jobs} times")
+
+    def _invoke_async(self, context: ActionContext, function_name: str, event: dict[str, Any]) -> str | None:
+        """Lambda's asynchronous invoke: a function error is retried twice; the last error, if all failed."""
+        for attempt in range(1 + ASYNC_RETRIES):
+            try:
+                self._invoke(function_name, event)
+                return None
+            except FunctionError as error:
+                last = str(error)
+            if attempt < ASYNC_RETRIES:
+                context.progress(f"{function_name} raised ({last}); Lambda invokes it again")
+                time.sleep(self._async_retry_delays_s[attempt])
+        context.progress(f"{function_name} raised {1 + ASYNC_RETRIES} times; the action waits for a result")
+        return last
 
     def _output_locations(self, context: ActionContext) -> tuple[ArtifactRef, ...]:
         if not context.action.output_artifacts:

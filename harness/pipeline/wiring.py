@@ -60,6 +60,8 @@ def default_executors(
     store: ArtifactStore | None = None,
     lambda_report_timeout_s: float = 60.0,
     build_cache: LocalBuildCache | None = None,
+    lambda_async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
+    lambda_after_raise_timeout_s: float | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
     """The executor table: (category, provider) -> executor."""
     context = deployed.context
@@ -75,6 +77,8 @@ def default_executors(
             job_board,
             invoke,
             report_timeout_s=lambda_report_timeout_s,
+            async_retry_delays_s=lambda_async_retry_delays_s,
+            after_raise_timeout_s=lambda_after_raise_timeout_s,
             store=store,
             region=context.region,
             account_id=context.account_id,

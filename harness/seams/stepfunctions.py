@@ -6,20 +6,25 @@ unsupported service: it forwards plain calls and fails `createTrainingJob.sync` 
 state machine that polls an endpoint every 30 s takes minutes locally.
 
 What (while installed):
-- `arn:aws:states:::sagemaker:<action>` for the optimized integration's actions (createTrainingJob,
-  createModel, createEndpointConfig, createEndpoint, updateEndpoint, and also deleteModel,
-  deleteEndpointConfig, deleteEndpoint, describeEndpoint, describeTrainingJob, stopTrainingJob for
-  cleanup and polling) calls SageMaker (the emulator's, through the SageMaker seam) with the task's
-  parameters. Unknown actions are rejected when the state machine is created.
+- `arn:aws:states:::sagemaker:<action>` for the optimized integration's actions that the harness runs
+  (createTrainingJob, createModel, createEndpointConfig, createEndpoint, updateEndpoint) calls SageMaker
+  (the emulator's, through the SageMaker seam) with the task's parameters. Every other action is
+  rejected when the state machine is created, as CreateStateMachine does for actions the optimized
+  integration lacks (describeEndpoint, deleteEndpoint, ...: those are `aws-sdk:sagemaker:*` calls).
 - `createTrainingJob.sync` polls DescribeTrainingJob until the job ends: Completed gives the
   description as the task's output; Failed or Stopped fails the task with `States.TaskFailed` and
   the description (JSON, with FailureReason) as the cause. `.sync` on another action is rejected at
   creation.
-- An API error fails the task as AWS names it: `SageMaker.ResourceLimitExceededException` for
-  ResourceLimitExceeded, else `SageMaker.AmazonSageMakerException`, with the message and error code
-  in the cause.
+- An API error fails the task as AWS names it. Optimized integration: an error that SageMaker's API
+  models (ResourceLimitExceeded, ResourceInUse, ResourceNotFound, ConflictException) is
+  `SageMaker.<Name>Exception`, any other (ValidationException, ThrottlingException, 5xx) is
+  `SageMaker.AmazonSageMakerException`, with the message and error code in the cause. `aws-sdk:sagemaker`
+  tasks: modeled errors are `SageMaker.<Name>Exception`, others `SageMaker.SageMakerException` (moto
+  names them `sagemaker.sagemakerException`; the seam gives moto's aws-sdk service the PascalCase name).
 - Datetimes in outputs become epoch milliseconds (as Step Functions shows them; moto's
   DescribeExecution answers 500 on a datetime).
+- Errors of moto's Step Functions parser (InvalidDefinition, ...) carry their AWS error code (moto
+  left it empty).
 - State machines created by CloudFormation land in the backend that runs executions. moto keeps
   two Step Functions backends and, with `execute_state_machine` on (as the harness always has it),
   its API reads and runs the parser backend, while `AWS::StepFunctions::StateMachine` is created in
@@ -45,7 +50,9 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
+from moto.core.exceptions import AWSError
 from moto.stepfunctions import models as stepfunctions_models
+from moto.stepfunctions.parser import api as stepfunctions_parser_api
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -60,6 +67,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk,
     state_task_service_callback,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
@@ -78,25 +86,36 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from harness.context import current, sagemaker_parameters
 
-# action in the resource ARN -> the SageMaker API operation it calls.
+# Step Functions developer guide, "Create and manage Amazon SageMaker AI jobs with Step Functions",
+# Optimized SageMaker AI APIs: the whole list. The harness runs the first five.
+OPTIMIZED_SAGEMAKER_ACTIONS: Final[frozenset[str]] = frozenset(
+    {
+        "createEndpoint",
+        "createEndpointConfig",
+        "createHyperParameterTuningJob",
+        "createLabelingJob",
+        "createModel",
+        "createProcessingJob",
+        "createTrainingJob",
+        "createTransformJob",
+        "updateEndpoint",
+    }
+)
+# action in the resource ARN -> the SageMaker API operation it calls (the optimized ones the harness runs).
 SAGEMAKER_ACTIONS: Final[dict[str, str]] = {
     "createTrainingJob": "CreateTrainingJob",
     "createModel": "CreateModel",
     "createEndpointConfig": "CreateEndpointConfig",
     "createEndpoint": "CreateEndpoint",
     "updateEndpoint": "UpdateEndpoint",
-    "deleteModel": "DeleteModel",
-    "deleteEndpointConfig": "DeleteEndpointConfig",
-    "deleteEndpoint": "DeleteEndpoint",
-    "describeEndpoint": "DescribeEndpoint",
-    "describeTrainingJob": "DescribeTrainingJob",
-    "stopTrainingJob": "StopTrainingJob",
 }
 SYNC_ACTIONS: Final[frozenset[str]] = frozenset({"createTrainingJob"})
 _TRAINING_ENDED_BADLY: Final[frozenset[str]] = frozenset({"Failed", "Stopped"})
 _TRAINING_RUNNING: Final[frozenset[str]] = frozenset({"InProgress", "Stopping"})
-_ERROR_NAMES: Final[dict[str, str]] = {"ResourceLimitExceeded": "SageMaker.ResourceLimitExceededException"}
+# The optimized integration's name for an error SageMaker's API does not model (the base class of the
+# SDK it calls); aws-sdk integrations name it `SageMaker.SageMakerException`.
 _DEFAULT_ERROR_NAME = "SageMaker.AmazonSageMakerException"
+_AWS_SDK_SERVICE_ERROR_NAME = "SageMaker"
 # moto's own `.sync` poll interval, before scaling.
 _SYNC_POLL_SECONDS = 0.5
 _MIN_SYNC_POLL_SECONDS = 0.01
@@ -139,10 +158,16 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
 
     def _validate_service_integration_is_supported(self) -> None:
         action = self.resource.api_action
+        if action not in OPTIMIZED_SAGEMAKER_ACTIONS:
+            raise ValueError(
+                f"The resource provided {self.resource.resource_arn} not recognized. The value is not a "
+                "valid resource ARN, or the resource is not available in this region."
+            )
         if action not in SAGEMAKER_ACTIONS:
             raise ValueError(
-                f"The resource provided {self.resource.resource_arn} not recognized: the harness supports "
-                f"sagemaker:{', sagemaker:'.join(SAGEMAKER_ACTIONS)}"
+                f"The resource provided {self.resource.resource_arn} is not recognized by the harness: "
+                "an optimized SageMaker action it does not run "
+                f"(it runs sagemaker:{', sagemaker:'.join(SAGEMAKER_ACTIONS)})"
             )
         condition = self.resource.condition
         if condition is not None and not (condition == ResourceCondition.Sync and action in SYNC_ACTIONS):
@@ -174,7 +199,7 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
         if isinstance(ex, ClientError):
             error = ex.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
-            name = _ERROR_NAMES.get(code, _DEFAULT_ERROR_NAME)
+            name = optimized_error_name(ex)
             metadata = ex.response.get("ResponseMetadata", {})
             cause = (
                 f"{error.get('Message', '')} (Service: AmazonSageMaker; Status Code: "
@@ -229,13 +254,24 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
                             resource=self._get_sfn_resource(),
                             resourceType="sagemaker",
                             error=StatesErrorNameType.StatesTaskFailed.to_name(),
-                            cause=to_json_str(output),
+                            cause=to_json_str(output, separators=(",", ":")),  # compact, as AWS shows it
                         )
                     ),
                 )
             )
 
         return resolve
+
+
+def optimized_error_name(error: ClientError) -> str:
+    """The error name of a SageMaker API error in an optimized `sagemaker:*` task.
+
+    botocore raises a modeled error as its own class (named like the error shape: ResourceInUse) and
+    any other as plain ClientError, as the SDK behind the integration does."""
+    modeled = type(error).__name__
+    if modeled == "ClientError":
+        return _DEFAULT_ERROR_NAME
+    return f"SageMaker.{modeled}" if modeled.endswith("Exception") else f"SageMaker.{modeled}Exception"
 
 
 _moto_state_task_service_for = state_task_factory.state_task_service_for  # type: ignore[attr-defined]
@@ -265,7 +301,20 @@ class _ScaledTime:
         time.sleep(max(seconds, 0) * time_scale())
 
 
+def _name_parser_errors() -> None:
+    """moto's Step Functions parser raises errors (InvalidDefinition, ...) whose AWS code sits in `code`,
+    while the response takes it from `TYPE`: `InvalidDefinition` reached clients with an empty code."""
+    for value in vars(stepfunctions_parser_api).values():
+        if isinstance(value, type) and issubclass(value, AWSError) and value is not AWSError:
+            code = vars(value).get("code")
+            if isinstance(code, str) and value.TYPE is None:
+                value.TYPE = code
+
+
 def install() -> None:
+    _name_parser_errors()
+    # moto's aws-sdk service builds `<Service>.<Error>Exception` from this table, else the lower-case name.
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES["sagemaker"] = _AWS_SDK_SERVICE_ERROR_NAME
     stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
     state_task_factory.state_task_service_for = _state_task_service_for  # type: ignore[attr-defined]
     WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]

@@ -88,7 +88,7 @@ def test_a_model_answer_that_is_not_json_is_a_502(emulator: EmbeddedEmulator, ha
         ({"inputs": []}, {}, 400, "non-empty string or a non-empty list"),
         ({"inputs": ["ok", 3]}, {}, 400, "non-empty strings"),
         ({"inputs": ["q"] * 65}, {}, 400, "the limit is 64"),
-        ({"inputs": "x" * 2001}, {}, 400, "the limit is 2000"),
+        ({"inputs": "x" * 1001}, {}, 400, "the limit is 1000"),
         ({"query": "hello"}, {}, 400, "unknown key"),
         ({"inputs": "hi", "parameters": [1]}, {}, 400, '"parameters" must be a JSON object'),
         ({"inputs": "hi"}, {"httpMethod": "GET"}, 405, "use POST"),
@@ -120,6 +120,26 @@ def test_a_model_error_is_a_502(
     body = json.loads(response["body"])
     assert body["error"] == "the model failed to answer"
     assert "Received server error (500)" in body["detail"] and "the model broke" in body["detail"]
+
+
+def test_a_containers_client_error_stays_a_client_error(
+    emulator: EmbeddedEmulator, plane: Plane, handler_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker Runtime API Reference, InvokeEndpoint, Errors: ModelError (424) carries the container's
+    status and body in OriginalStatusCode and OriginalMessage; a 4xx of the container reaches the client
+    as that 4xx with the container's message, not as 502."""
+    serve_standin(emulator, plane.image, "proxy-rejects", train_standin(emulator, plane.image, "proxy-rej"))
+    monkeypatch.setenv("ENDPOINT_NAME", "proxy-rejects")
+    response = api_proxy.handler(event_with({"inputs": "reject"}), LambdaContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"]) == {"error": "inputs must be a string or a list"}
+
+
+def test_the_query_limit_is_the_containers() -> None:
+    """One limit end to end: a query the proxy admits is one the container accepts."""
+    from container.byoc.invocations import MAX_QUERY_CHARS
+
+    assert api_proxy.MAX_INPUT_CHARS == MAX_QUERY_CHARS
 
 
 def test_a_model_that_does_not_answer_in_time_is_a_504(

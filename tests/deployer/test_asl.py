@@ -48,7 +48,7 @@ def test_a_catch_target_naming_no_state_is_rejected() -> None:
 def test_an_unreachable_state_is_rejected() -> None:
     broken = definition()
     broken["States"]["Orphan"] = {"Type": "Succeed"}
-    assert problems_of(broken) == ["Orphan: not reachable from StartAt 'Train'"]
+    assert problems_of(broken) == ["Orphan: not reachable from StartAt 'FirstTrainingAttempt'"]
 
 
 def test_an_unknown_task_resource_is_rejected() -> None:

@@ -343,3 +343,49 @@ def test_the_data_version_follows_the_data(emulator: EmbeddedEmulator) -> None:
     assert start_training.data_version(s3, "st-versions", "d/") != first
     with pytest.raises(EventError, match="no training data"):
         start_training.data_version(s3, "st-versions", "empty/")
+
+
+def test_a_rerun_after_a_failed_execution_starts_a_new_one(
+    emulator: EmbeddedEmulator, platform: dict[str, str], machines: dict[str, str], data: None
+) -> None:
+    """StartExecution refuses the name of a closed execution (ExecutionAlreadyExists, see
+    tests/conformance/test_stepfunctions_executions.py): a re-run of a failed one (a capacity failure,
+    say) starts `<name>-r2` with the same inputs, while a succeeded one is followed."""
+    sfn = emulator.client("stepfunctions")
+    build = start_training.BuildRecord.from_json(json.dumps(BUILD))
+    settings = settings_for(platform, machines["poor"], endpoint="st-rerun")
+    first = start_training.start_execution(build, settings, clients(emulator), "s3", "st-rerun")
+    assert wait_execution(emulator, first)["status"] == "FAILED"
+    second = start_training.start_execution(build, settings, clients(emulator), "s3", "st-rerun")
+    assert second == f"{first}-r2"
+    assert json.loads(sfn.describe_execution(executionArn=second)["input"]) == json.loads(
+        sfn.describe_execution(executionArn=first)["input"]
+    )
+    good = settings_for(platform, machines["good"], endpoint="st-rerun-good")
+    done = start_training.start_execution(build, good, clients(emulator), "s3", "st-rerun-good")
+    assert wait_execution(emulator, done)["status"] == "SUCCEEDED"
+    assert start_training.start_execution(build, good, clients(emulator), "s3", "st-rerun-good") == done
+
+
+def test_new_data_waits_for_the_upload_to_settle(
+    emulator: EmbeddedEmulator, platform: dict[str, str]
+) -> None:
+    """S3 sends one event per object (S3 User Guide, Amazon S3 Event Notifications): each file of an
+    upload invokes the function, and each waits until the data has not changed for POLL_SECONDS, so all
+    of them name the execution of the whole upload."""
+    s3 = emulator.client("s3")
+    bucket = platform["DataBucketName"]
+    s3.put_object(Bucket=bucket, Key="settle/part-1.csv", Body=CSV.encode())
+    before = start_training.data_version(s3, bucket, "settle/")
+    uploads = iter(["settle/part-2.csv", "settle/part-3.csv"])
+
+    def remaining_ms() -> int:
+        key = next(uploads, None)
+        if key is not None:  # another file of the upload lands while the function waits
+            s3.put_object(Bucket=bucket, Key=key, Body=CSV.encode())
+        return 60_000
+
+    settled = start_training.settled_data_version(s3, bucket, "settle/", 0.01, remaining_ms)
+    assert settled != before
+    assert settled == start_training.data_version(s3, bucket, "settle/")
+    assert next(uploads, None) is None

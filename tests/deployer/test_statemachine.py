@@ -136,6 +136,7 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
     assert execution["status"] == "SUCCEEDED", execution
     name = execution["name"]
     assert execution["path"] == [
+        "FirstTrainingAttempt",
         "Train",
         "HasMetrics",
         "ReadMetrics",
@@ -143,6 +144,7 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
         "CreateModel",
         "CreateEndpointConfig",
         "FindEndpoint",
+        "EndpointMissing",
         "CreateEndpoint",
         "WaitForEndpoint",
         "DescribeEndpoint",
@@ -183,8 +185,9 @@ def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
     runner.run(training_result(0.9), endpoint="sm-updated")  # creates it
     execution = runner.run(training_result(0.95), endpoint="sm-updated")
     assert execution["status"] == "SUCCEEDED", execution
-    assert execution["path"][6:] == [
+    assert execution["path"][7:] == [
         "FindEndpoint",
+        "EndpointIdle",
         "UpdateEndpoint",
         "WaitForEndpoint",
         "DescribeEndpoint",
@@ -209,7 +212,7 @@ def test_without_a_compute_plane_a_training_job_runs_nothing_and_deploys_nothing
     before = runner.models()
     execution = runner.run(None, endpoint="sm-no-plane")
     assert execution["status"] == "FAILED"
-    assert execution["path"][:2] == ["Train", "HasMetrics"]
+    assert execution["path"][:3] == ["FirstTrainingAttempt", "Train", "HasMetrics"]
     assert execution["cause"].startswith("QualityGateFailed: the training job reported no accuracy metric")
     assert runner.models() == before
     assert "sm-no-plane" not in {e["EndpointName"] for e in runner.sagemaker.list_endpoints()["Endpoints"]}
@@ -243,8 +246,8 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     )
     assert first["status"] == "SUCCEEDED", first.get("cause")
     serving = f"{first['name']}-config"
-    # A model whose artifact does not exist: the update's container cannot start, the endpoint's update
-    # fails (Failed, still on the serving config) and the old model keeps answering.
+    # A model whose artifact does not exist: the update's container cannot start, the update rolls back
+    # (InService, still on the serving config, as SageMaker's does) and the old model keeps answering.
     missing = training_result(0.95)
     missing["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{DATA_BUCKET}/models/missing/model.tar.gz"
     execution = runner.run(missing, image=plane.image, endpoint="sm-steady", timeout=120)
@@ -252,20 +255,15 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     assert execution["status"] == "FAILED"
     assert execution["error"] == "TrainingPipelineFailed"
     assert execution["cause"] == (
-        "EndpointFailed: endpoint sm-steady did not reach InService with the config of this execution"
+        f"EndpointUpdateFailed: endpoint sm-steady went back to InService on {serving}, not on the config "
+        f"of this execution, {name}-config"
     )
     path = execution["path"]
-    assert path[6:8] == ["FindEndpoint", "UpdateEndpoint"]
+    assert path[7:10] == ["FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
     # The poll goes round while the endpoint is Updating, then the update path's clean-up (the endpoint
     # itself is kept: it still serves its previous config).
-    assert set(path[8:-5]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
-    assert path[-5:] == [
-        "EndpointFailed",
-        "CreatedOrUpdated",
-        "DeleteEndpointConfig",
-        "DeleteModel",
-        "ExecutionFailed",
-    ]
+    assert set(path[10:-4]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
+    assert path[-4:] == ["UpdateRolledBack", "DeleteEndpointConfig", "DeleteModel", "ExecutionFailed"]
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()
     assert serving in runner.configs()

@@ -76,7 +76,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if inputs == "boom":
             self._answer(500, {"error": "the model broke"})
             return
-        if not isinstance(inputs, (str, list)):
+        if not isinstance(inputs, (str, list)) or inputs == "reject":
             self._answer(400, {"error": "inputs must be a string or a list"})
             return
         time.sleep(float(model.get("answer_delay", "0")))

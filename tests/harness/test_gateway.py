@@ -152,11 +152,8 @@ def test_integration_timeout_504(emulator: EmbeddedEmulator, outputs: dict[str, 
     assert (answer.status_code, answer.json()) == (504, {"message": "Endpoint request timed out"})
 
 
-def test_payload_limit_413(base: str, key: str) -> None:
-    answer = requests.post(
-        f"{base}/items", data=b"x" * (10 * 1024 * 1024 + 1), headers={"x-api-key": key}, timeout=60
-    )
-    assert (answer.status_code, answer.json()) == (413, {"message": "Request Too Long"})
+# The payload limits (API Gateway's 10 MB, Lambda's 6,291,456-byte event) are conformance tests:
+# tests/conformance/test_api_limits.py.
 
 
 def test_usage_plan_throttle_429(

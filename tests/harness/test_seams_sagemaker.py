@@ -365,22 +365,7 @@ def test_update_switches_models_without_dropping_a_request(
     wait_until(lambda: first_container.serving.process.poll(), lambda code: code is not None, timeout=15)
 
 
-def test_a_failed_update_leaves_the_old_model_serving(
-    harness: Harness, image: str, greet_artifact: str
-) -> None:
-    sagemaker = harness.client("sagemaker")
-    sagemaker.create_endpoint(
-        EndpointName="steady",
-        EndpointConfigName=_deploy_config(harness, image, "steady-greet", greet_artifact),
-    )
-    _wait_endpoint(harness, "steady")
-    broken = _deploy_config(harness, image, "steady-broken", "s3://data/models/missing/model.tar.gz")
-    sagemaker.update_endpoint(EndpointName="steady", EndpointConfigName=broken)
-    endpoint = _wait_endpoint(harness, "steady")
-    assert endpoint["EndpointStatus"] == "Failed"
-    assert endpoint["EndpointConfigName"] == "steady-greet"
-    assert "Failed to start the container" in endpoint["FailureReason"]
-    assert json.loads(_invoke(harness, "steady", "hey")["Body"].read())["predictions"][0]["intent"] == "greet"
+# The failed update's rollback is a conformance test: tests/conformance/test_sagemaker_endpoints.py.
 
 
 def test_delete_endpoint_stops_the_container(harness: Harness, image: str, greet_artifact: str) -> None:

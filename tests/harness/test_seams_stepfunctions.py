@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
@@ -208,28 +207,8 @@ def test_create_training_job_without_sync_returns_at_once(harness: Harness, imag
     assert described["TrainingJobStatus"] == "InProgress"
 
 
-def test_a_failed_job_fails_the_task_with_its_description(harness: Harness, image: str) -> None:
-    machine = _machine(
-        harness,
-        "train-fails",
-        _one_task("arn:aws:states:::sagemaker:createTrainingJob.sync", _training_parameters(image, "greet/")),
-    )
-    execution = _run(harness, machine, "train-sync-bad", {"hyperparameters": {"fail": "only one intent"}})
-    assert execution["status"] == "FAILED"
-    assert execution["error"] == "States.TaskFailed"
-    cause = json.loads(execution["cause"])
-    assert cause["TrainingJobStatus"] == "Failed"
-    assert cause["FailureReason"] == "AlgorithmError: bad data: only one intent"
-
-
-@pytest.mark.parametrize(
-    "resource",
-    ["arn:aws:states:::sagemaker:createTransformJob", "arn:aws:states:::sagemaker:createModel.sync"],
-)
-def test_unsupported_sagemaker_resources_are_rejected_at_creation(harness: Harness, resource: str) -> None:
-    name = "bad-" + re.sub(r"[^a-z]", "", resource.rsplit(":", 1)[1].lower())
-    with pytest.raises(ClientError, match="not recognized"):
-        _machine(harness, name, _one_task(resource, {"ModelName": "m"}))
+# A failed job's TaskFailed event, and which resources CreateStateMachine accepts, are conformance tests:
+# tests/conformance/test_stepfunctions_sagemaker.py.
 
 
 # -- the deployer's own definition ------------------------------------------------------------------

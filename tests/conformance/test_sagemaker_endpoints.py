@@ -1,0 +1,119 @@
+"""SageMaker endpoints: statuses and their transitions, as the SageMaker API reference documents them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conformance.conftest import Target
+from tests.conformance.sagemaker_helpers import deploy_config, invoke, train, wait_endpoint
+from tests.harness.planes import Harness
+from tests.harness.standin import write_standin_tree
+
+GREET_ROWS = b"Query,Intent\nhi,greet\nhello,greet\nbye,leave\n"
+
+
+@pytest.fixture(scope="module")
+def image(conformance_harness: Harness, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return conformance_harness.image_uri(write_standin_tree(tmp_path_factory.mktemp("standin")))
+
+
+@pytest.fixture(scope="module")
+def greet_artifact(conformance_harness: Harness, image: str) -> str:
+    s3 = conformance_harness.client("s3")
+    s3.create_bucket(Bucket="conformance")
+    s3.put_object(Bucket="conformance", Key="greet/part-1.csv", Body=GREET_ROWS)
+    job = train(conformance_harness, image, "conformance-greet-job", "s3://conformance/greet/")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+
+
+def test_an_update_that_never_gets_healthy_rolls_back_to_the_previous_config(
+    conformance_harness: Harness, image: str, greet_artifact: str
+) -> None:
+    """SageMaker API Reference, DescribeEndpoint, response element FailureReason: "If the status of the
+    endpoint is Failed, or the status is InService but update operation fails, this provides the reason
+    why it failed"; UpdateEndpoint: the endpoint is Updating, then InService. A failed update leaves the
+    endpoint InService on its previous EndpointConfigName, still answering, with a FailureReason."""
+    harness = conformance_harness
+    sagemaker = harness.client("sagemaker")
+    sagemaker.create_endpoint(
+        EndpointName="rollback",
+        EndpointConfigName=deploy_config(harness, image, "rollback-good", greet_artifact),
+    )
+    assert wait_endpoint(harness, "rollback")["EndpointStatus"] == "InService"
+    broken = deploy_config(harness, image, "rollback-broken", "s3://conformance/models/missing/model.tar.gz")
+    sagemaker.update_endpoint(EndpointName="rollback", EndpointConfigName=broken)
+    assert sagemaker.describe_endpoint(EndpointName="rollback")["EndpointStatus"] == "Updating"
+    endpoint = wait_endpoint(harness, "rollback")
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == "rollback-good"
+    assert "Failed to start the container" in endpoint["FailureReason"]
+    assert (
+        json.loads(invoke(harness, "rollback", "hey")["Body"].read())["predictions"][0]["intent"] == "greet"
+    )
+    # A rolled-back endpoint is InService, so it accepts the next update.
+    sagemaker.update_endpoint(
+        EndpointName="rollback",
+        EndpointConfigName=deploy_config(harness, image, "rollback-again", greet_artifact),
+    )
+    again = wait_endpoint(harness, "rollback")
+    assert (again["EndpointStatus"], again["EndpointConfigName"]) == ("InService", "rollback-again")
+    assert "FailureReason" not in again
+
+
+def test_a_failed_endpoint_accepts_only_delete(conformance_harness: Harness, image: str) -> None:
+    """SageMaker API Reference, EndpointSummary / DescribeEndpoint, EndpointStatus `Failed`: "Endpoint
+    could not be created, updated, or re-scaled ... DeleteEndpoint is the only operation that can be
+    performed on a failed endpoint." UpdateEndpoint answers ValidationException."""
+    harness = conformance_harness
+    sagemaker = harness.client("sagemaker")
+    config = deploy_config(harness, image, "failed-create", "s3://conformance/models/missing/model.tar.gz")
+    sagemaker.create_endpoint(EndpointName="failed-create", EndpointConfigName=config)
+    assert wait_endpoint(harness, "failed-create")["EndpointStatus"] == "Failed"
+    with pytest.raises(ClientError) as refused:
+        sagemaker.update_endpoint(EndpointName="failed-create", EndpointConfigName=config)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "failed endpoint" in refused.value.response["Error"]["Message"]
+    sagemaker.delete_endpoint(EndpointName="failed-create")
+    with pytest.raises(ClientError):
+        sagemaker.describe_endpoint(EndpointName="failed-create")
+
+
+@pytest.mark.aws_verified
+def test_describing_a_missing_endpoint_is_a_validation_exception(target: Target) -> None:
+    """SageMaker API Reference, DescribeEndpoint, Errors: the operation models no not-found error; a
+    missing endpoint answers 400 ValidationException "Could not find endpoint ..." (the common error
+    of SageMaker's Common Errors page), which is why Step Functions' aws-sdk integration names it
+    `SageMaker.SageMakerException` (see test_stepfunctions_errors.py)."""
+    with pytest.raises(ClientError) as missing:
+        target.client("sagemaker").describe_endpoint(EndpointName="conformance-no-such-endpoint")
+    error = missing.value.response
+    assert error["Error"]["Code"] == "ValidationException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Could not find endpoint" in error["Error"]["Message"]
+
+
+def test_a_containers_error_is_a_model_error_with_its_original_status(
+    conformance_harness: Harness, image: str, greet_artifact: str
+) -> None:
+    """SageMaker Runtime API Reference, InvokeEndpoint, Errors: ModelError, HTTP 424, "Model (owned by
+    the customer in the container) returned 4xx or 5xx error code", with OriginalStatusCode and
+    OriginalMessage (the container's status and body) and LogStreamArn."""
+    harness = conformance_harness
+    harness.client("sagemaker").create_endpoint(
+        EndpointName="model-errors",
+        EndpointConfigName=deploy_config(harness, image, "model-errors", greet_artifact),
+    )
+    assert wait_endpoint(harness, "model-errors")["EndpointStatus"] == "InService"
+    for inputs, status in (("reject", 400), ("boom", 500)):
+        with pytest.raises(ClientError) as failed:
+            invoke(harness, "model-errors", inputs)
+        error = failed.value.response
+        assert error["Error"]["Code"] == "ModelError"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+        assert error["OriginalStatusCode"] == status
+        assert "error" in json.loads(error["OriginalMessage"])
+        assert error["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/model-errors")
