@@ -441,7 +441,7 @@ class LocalAws:
         GetPipelineState's view kept in the context's pipeline states."""
         deployed = self.deployed_pipeline()
         work_dir = self.options.work_dir
-        scale = self.context.step_functions.scale()
+        scale = self.context.step_functions.scale
         pipeline = deployed.pipeline
         store = ArtifactStore(
             work_dir / "artifacts", pipeline.artifact_bucket, pipeline.name, self.client("s3")
