@@ -75,7 +75,7 @@ class StepFunctionsTiming:
 
 class PipelineStates:
     """The latest GetPipelineState answer of each pipeline, shared by the pipeline runner (writer,
-through harness.pipeline.state.state_listener) and the CodePipeline seam (reader)."""
+    through harness.pipeline.state.state_listener) and the CodePipeline seam (reader)."""
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str, str], dict[str, Any]] = {}

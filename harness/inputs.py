@@ -4,43 +4,28 @@ queries sent to the API at the end."""
 from __future__ import annotations
 
 import csv
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness import datasets
 from harness.compute.docker import DockerRuntime
+from harness.compute.runtimes import BASE_IMAGE, choose_runtime, docker_ready
 from harness.datasets import Example
 from harness.flow_model import SETUP_STAGE, FlowError, Query
 
-# The offline base image the Docker build starts from (scripts/docker-engine.sh builds it).
-BASE_IMAGE = "mlops-base:bookworm"
-
 
 def resolve_runtime(name: str) -> str:
-    """`docker` or `process` for `name`; `auto` is docker when an engine answers and BASE_IMAGE exists."""
-    if name == "process":
-        return name
-    docker_ready = DockerRuntime().available() and _image_exists(BASE_IMAGE)
+    """`docker` or `process` for `name`: `auto` as harness.compute.runtimes.choose_runtime means it;
+    `docker` where it is not ready is a clear Setup error."""
     if name == "auto":
-        return "docker" if docker_ready else "process"
-    if not docker_ready:
+        return choose_runtime("auto").name
+    if name == "docker" and not docker_ready(DockerRuntime()):
         raise FlowError(
             SETUP_STAGE,
             f"the docker runtime needs a Docker engine and the base image {BASE_IMAGE} "
             "(scripts/docker-engine.sh makes both); use --runtime process",
         )
     return name
-
-
-def _image_exists(reference: str) -> bool:
-    try:
-        found = subprocess.run(
-            ["docker", "image", "inspect", reference], capture_output=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return found.returncode == 0
 
 
 def training_and_queries(

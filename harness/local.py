@@ -62,13 +62,13 @@ from deployer.lambdas.start_training import data_version
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S
 from harness.compute.plane import ComputePlane
 from harness.compute.process import ProcessRuntime
+from harness.compute.runtimes import BASE_IMAGE
 from harness.compute.training_cache import TrainingCache, cache_home, reused_from
 from harness.context import HarnessContext
 from harness.datasets import Example, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
 from harness.faults import FaultBoard
 from harness.gateway import ApiGateway
-from harness.inputs import BASE_IMAGE
 from harness.lambda_runtime import LambdaRuntime
 from harness.pipeline import (
     ApprovalPolicy,

@@ -1,4 +1,5 @@
-"""Shared test configuration: Docker-marked tests and the project's paths.
+"""Shared test configuration: Docker-marked tests, the project's paths, and the one embedded emulator
+fixture.
 
 Tests marked `docker` need a Docker engine and the prepared base image (scripts/docker-engine.sh).
 They are skipped when no engine answers, unless MLOPS_REQUIRE_DOCKER=1 (set by .ci/run), in which case
@@ -10,9 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.emulator import EmbeddedEmulator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIRE_DOCKER_ENV = "MLOPS_REQUIRE_DOCKER"
@@ -46,3 +50,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmbeddedEmulator]:
+    """The embedded emulator (moto with the harness's seams), one per test module: one runs per process
+    (moto's state is process-wide), and stopping it leaves nothing for the next module."""
+    with EmbeddedEmulator() as running:
+        yield running

@@ -1,17 +1,22 @@
 """The explicit table of container runtimes, and the choice of one by name.
 
 `docker` (harness/compute/docker.py) and `process` (harness/compute/process.py) implement
-`harness.compute.runtime.ContainerRuntime`. `auto` picks `docker` when an engine answers, else
-`process`.
+`harness.compute.runtime.ContainerRuntime`. `auto` (the one meaning of it in the project) picks
+`docker` when an engine answers and holds the offline base image the project's image is built from
+(`BASE_IMAGE`), else `process`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
-from harness.compute.runtime import ContainerRuntime, RuntimeUnavailable
+from harness.compute.runtime import ContainerRuntime, ImageNotFound, RuntimeUnavailable
+
+# The offline base image the Docker build starts from (scripts/docker-engine.sh builds it).
+BASE_IMAGE: Final = "mlops-base:bookworm"
 
 # Explicit registration: name -> factory.
 RUNTIMES: dict[str, Callable[[], ContainerRuntime]] = {
@@ -29,10 +34,12 @@ def choose_runtime(
     """
     table = RUNTIMES if runtimes is None else runtimes
     if name == "auto":
-        for candidate in ("docker", "process"):
-            runtime = table[candidate]()
-            if runtime.available():
-                return runtime
+        docker = table["docker"]()
+        if docker_ready(docker):
+            return docker
+        process = table["process"]()
+        if process.available():
+            return process
         raise RuntimeUnavailable("no container runtime is available (neither docker nor process)")
     if name not in table:
         raise ValueError(f"unknown container runtime {name!r}; expected auto or one of {', '.join(table)}")
@@ -40,3 +47,15 @@ def choose_runtime(
     if not runtime.available():
         raise RuntimeUnavailable(f"the {name} container runtime is not available on this machine")
     return runtime
+
+
+def docker_ready(runtime: ContainerRuntime) -> bool:
+    """Whether `runtime` (the docker one) answers and holds BASE_IMAGE, so the project's image can be
+    built and run."""
+    if not runtime.available():
+        return False
+    try:
+        runtime.resolve(BASE_IMAGE)
+    except ImageNotFound:
+        return False
+    return True

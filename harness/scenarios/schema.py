@@ -154,7 +154,8 @@ class Settings(Strict):
     """How the harness is set up for the scenario."""
 
     runtime: Literal["docker", "process", "auto"] = Field(
-        default="auto", description="container runtime; `auto` is Docker when an engine answers, else process"
+        default="auto",
+        description="container runtime; `auto`: Docker if an engine holds the base image, else process",
     )
     data: str = Field(
         default="clinc10",

@@ -39,6 +39,8 @@ def load_event(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="package")
 def emulator() -> Iterator[EmbeddedEmulator]:
+    """tests/conftest.py's emulator, held for the whole package: the platform (`platform`) is deployed
+    once for every module here."""
     with EmbeddedEmulator() as running:
         yield running
 

@@ -56,17 +56,28 @@ def test_options_are_checked(tmp_path: Path) -> None:
 
 def test_auto_is_docker_only_with_an_engine_and_the_base_image(monkeypatch: pytest.MonkeyPatch) -> None:
     """`auto` needs both an engine and the base image; `docker` without them is a clear Setup error.
-    The engine and the image lookup are replaced (say so: no Docker engine may run here)."""
-    from harness import inputs
+    The engine's answers are replaced (no Docker engine may run here): `available` and the image
+    lookup `resolve`, the two questions the runtime table asks."""
     from harness.compute.docker import DockerRuntime
+    from harness.compute.runtime import ImageNotFound, ResolvedImage
+    from harness.compute.runtimes import BASE_IMAGE, choose_runtime
     from harness.flow_model import FlowError
 
+    def holds_base(self: DockerRuntime, uri: str) -> ResolvedImage:
+        if uri != BASE_IMAGE:
+            raise ImageNotFound(uri)
+        return ResolvedImage("sha256:" + "0" * 64, "sha256:" + "0" * 64)
+
+    def holds_nothing(self: DockerRuntime, uri: str) -> ResolvedImage:
+        raise ImageNotFound(uri)
+
     monkeypatch.setattr(DockerRuntime, "available", lambda self: True)
-    monkeypatch.setattr(inputs, "_image_exists", lambda reference: reference == inputs.BASE_IMAGE)
-    assert resolve_runtime("auto") == "docker" and resolve_runtime("docker") == "docker"
-    monkeypatch.setattr(inputs, "_image_exists", lambda reference: False)
-    assert resolve_runtime("auto") == "process"
-    with pytest.raises(FlowError, match=inputs.BASE_IMAGE):
+    monkeypatch.setattr(DockerRuntime, "resolve", holds_base)
+    assert resolve_runtime("auto") == "docker" == choose_runtime("auto").name
+    assert resolve_runtime("docker") == "docker"
+    monkeypatch.setattr(DockerRuntime, "resolve", holds_nothing)
+    assert resolve_runtime("auto") == "process" == choose_runtime("auto").name
+    with pytest.raises(FlowError, match=BASE_IMAGE):
         resolve_runtime("docker")
     monkeypatch.setattr(DockerRuntime, "available", lambda self: False)
     assert resolve_runtime("auto") == "process" and resolve_runtime("process") == "process"

@@ -35,12 +35,6 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
 def outputs(emulator: EmbeddedEmulator) -> dict[str, str]:
     return deploy_api(emulator, "gateway-api", PROXY)
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 import harness.seams as harness_seams
 from harness.emulator import EmbeddedEmulator
@@ -135,12 +132,6 @@ def deploy_api(
     described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     assert described["StackStatus"] == "CREATE_COMPLETE", described
     return {output["OutputKey"]: output["OutputValue"] for output in described["Outputs"]}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
 
 
 def test_stack_creates_key_plan_binding_and_stage(emulator: EmbeddedEmulator) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -39,12 +38,6 @@ def handler(event, context):
 """
 LAMBDA_ACTION = {"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}
 CUSTOM_ACTION = {"category": "Build", "owner": "Custom", "provider": "HarnessWorker", "version": "1"}
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

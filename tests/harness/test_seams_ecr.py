@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
@@ -26,12 +25,6 @@ MANIFEST = json.dumps(
     },
     indent=3,
 )
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
 
 
 def test_put_image_records_the_manifest_digest(emulator: EmbeddedEmulator) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,14 @@ MARKER_BUCKET = "events-marker-bucket"
 PASS_MACHINE = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        s3 = emulator.client("s3")
-        s3.create_bucket(Bucket=MARKER_BUCKET)
-        s3.create_bucket(Bucket=DATA_BUCKET)
-        s3.put_bucket_notification_configuration(
-            Bucket=DATA_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
-        )
-        yield emulator
+@pytest.fixture(scope="module", autouse=True)
+def buckets(emulator: EmbeddedEmulator) -> None:
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket=MARKER_BUCKET)
+    s3.create_bucket(Bucket=DATA_BUCKET)
+    s3.put_bucket_notification_configuration(
+        Bucket=DATA_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import base64
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -38,11 +38,10 @@ def handler(event, context):
 BUCKET = "lambda-seam-bucket"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        emulator.client("s3").create_bucket(Bucket=BUCKET)
-        yield emulator
+@pytest.fixture(scope="module", autouse=True)
+def bucket(emulator: EmbeddedEmulator) -> str:
+    emulator.client("s3").create_bucket(Bucket=BUCKET)
+    return BUCKET
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
 
 import pytest
 from botocore.exceptions import ClientError
@@ -13,12 +12,6 @@ from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.seams import codepipeline
 
 APPROVED_AT = 1_764_300_000.5
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
 
 
 def test_get_pipeline_state_answers_what_the_runner_published(emulator: EmbeddedEmulator) -> None:

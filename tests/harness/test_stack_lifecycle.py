@@ -98,9 +98,17 @@ def test_with_an_external_endpoint_nothing_is_embedded(tmp_path: Path) -> None:
 
 
 def test_deploy_gives_typed_outputs_and_the_data_helpers_write_what_the_lambdas_read(tmp_path: Path) -> None:
-    options = LocalAwsOptions(work_dir=tmp_path, stack_prefix="life", parameters={"ProjectName": "life"})
+    parameters = {"ProjectName": "life", "QualityThreshold": "0.42", "PublishApiPollSeconds": "0.5"}
+    options = LocalAwsOptions(work_dir=tmp_path, stack_prefix="life", parameters=parameters)
     with LocalAws(options) as aws:
         deployed = aws.deploy()
+        # What the harness changes reaches the functions as stack parameters, never as patches.
+        lambdas = aws.client("lambda")
+        start = lambdas.get_function_configuration(FunctionName=deployed.start_training_function)
+        publish = lambdas.get_function_configuration(FunctionName=deployed.publish_api_function)
+        assert start["Environment"]["Variables"]["QUALITY_THRESHOLD"] == "0.42"
+        assert start["Environment"]["Variables"]["POLL_SECONDS"] == "10"  # the template's default
+        assert publish["Environment"]["Variables"]["POLL_SECONDS"] == "0.5"
         assert deployed.platform_stack_name == "life-platform"
         assert deployed.state_machine_arn.endswith(":stateMachine:life-training")
         assert deployed.api_stack_name == "life-api" and deployed.data_prefix == "data/intents/"

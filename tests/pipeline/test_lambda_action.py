@@ -7,7 +7,7 @@ runtime itself is tested by its own package.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,6 @@ from harness.pipeline.artifacts import ArtifactRef
 from harness.pipeline.definition import Action, ActionType, Pipeline, Stage
 from harness.pipeline.lambda_action import EmulatorJobBoard, LambdaInvokeExecutor
 from harness.pipeline.model import ActionContext, ActionFailed
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as running:
-        yield running
 
 
 def _context(tmp_path: Path, configuration: dict[str, str], progress: list[str]) -> ActionContext:
