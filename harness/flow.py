@@ -75,6 +75,7 @@ from harness.pipeline import (
     policy_named,
 )
 from harness.report import RunReport, write_report
+from harness.seams.codepipeline import EmulatorApprovalBoard
 
 LOG = logging.getLogger(__name__)
 
@@ -371,7 +372,10 @@ class LocalFlow:
             # The question goes to stderr (as a shell's `read -p` does): stdout stays the output, so
             # that `--json` keeps its summary as stdout's last line.
             return PromptApproval(stdout=sys.stderr)
-        return policy_named(self.options.approval, self.control.approvals)
+        # `wait`: decided by PutApprovalResult (`mlops approve`, the console) or the channel's files.
+        return policy_named(
+            self.options.approval, self.control.approvals, board=EmulatorApprovalBoard(ACCOUNT_ID, REGION)
+        )
 
     def _image_build(self, aws: LocalAws) -> ProcessImageBuild | DockerImageBuild:
         wheelhouse = WHEELHOUSE if WHEELHOUSE.is_dir() else None

@@ -4,7 +4,11 @@
   to stdout (to stderr with `--json`, whose one JSON summary is then stdout's only and last line).
 - `up`: the same run, then the stack stays up (emulator endpoint for `aws --endpoint-url`, API URL
   and key printed) and serves triggers until Ctrl-C.
-- `approve` / `reject`: decide the approval a `run --approval wait` or `up --approval wait` waits for.
+- `approve` / `reject`: decide the approval a `run --approval wait` or `up --approval wait` waits for,
+  with CodePipeline's PutApprovalResult against the stack's emulator (the token from GetPipelineState),
+  as AWS's console and `aws codepipeline put-approval-result` do.
+- `run --console` / `up --console` / `up --open`: serve the local console (mlops/console) while the
+  stack runs and print its URL (`--open` also opens a browser where one exists).
 - `trigger commit [--source PATH] [--ref REF]` / `trigger data CSV`: a new pipeline run on a commit,
   or new training data (the S3 -> EventBridge path), against a running `up`.
 
@@ -21,6 +25,7 @@ import signal
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 import typer
 
 from harness.control import ControlChannel, ControlError, StackInfo, TriggerRequest
+from harness.emulator import REGION
 from harness.flow import (
     APPROVALS,
     REPO_ROOT,
@@ -41,20 +47,33 @@ from harness.flow import (
     run_once,
     training_and_queries,
 )
+from mlops.console.aws import AwsError, StackView
+from mlops.console.server import ConsoleServer
 
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "mlops"
 
 _WORK_DIR = typer.Option(DEFAULT_WORK_DIR, "--work-dir", help="The stack's files and control channel.")
-_RUNTIME = typer.Option("auto", "--runtime", help="docker | process | auto (docker when an engine "
-                        "answers and the base image exists, else process).")
+_RUNTIME = typer.Option(
+    "auto",
+    "--runtime",
+    help="docker | process | auto (docker when an engine answers and the base image exists, else process).",
+)
 _DATA = typer.Option(None, "--data", help="Training data: a Query,Intent CSV (default: CLINC150 clinc10).")
-_QUERIES = typer.Option(None, "--queries", help="CSV of sample queries (Query, optionally Intent) sent "
-                        "to the API at the end (default: a few held-out rows of the data).")
+_QUERIES = typer.Option(
+    None,
+    "--queries",
+    help="CSV of sample queries (Query, optionally Intent) sent "
+    "to the API at the end (default: a few held-out rows of the data).",
+)
 _APPROVAL = typer.Option("auto", "--approval", help="auto | prompt (ask here) | wait (`mlops approve`).")
 _REPORT_DIR = typer.Option(None, "--report-dir", help="The run report's folder (default <work-dir>/report).")
 _TIME_SCALE = typer.Option(0.01, "--time-scale", help="Multiplies Step Functions' waits and polls.")
 _SOURCE = typer.Option(REPO_ROOT, "--source", help="The git repository the Source stage commits.")
 _REF = typer.Option(None, "--ref", help="A ref to build (default: the working tree as a commit).")
+_CONSOLE = typer.Option(
+    False, "--console", help="Serve the local console while the stack runs (URL printed)."
+)
+_CONSOLE_PORT = typer.Option(0, "--console-port", help="The console's loopback port (0: a free one).")
 
 
 def _quiet() -> None:
@@ -67,8 +86,15 @@ def _quiet() -> None:
 
 
 def _options(
-    work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
-    report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
+    work_dir: Path,
+    runtime: str,
+    data: Path | None,
+    queries: Path | None,
+    approval: str,
+    report_dir: Path | None,
+    time_scale: float,
+    source: Path,
+    ref: str | None,
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
@@ -83,8 +109,15 @@ def _options(
         )
     try:
         return FlowOptions(
-            work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
-            report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
+            work_dir=work_dir,
+            runtime=runtime,
+            data=data,
+            queries=queries,
+            approval=approval,
+            report_dir=report_dir,
+            time_scale=time_scale,
+            source=source,
+            ref=ref,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -108,11 +141,13 @@ def run(
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
+    console: bool = _CONSOLE,
+    console_port: int = _CONSOLE_PORT,
 ) -> None:
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
     options = _options(work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref)
     write = _echo_to(as_json)
-    summary = _run(options, write, keep_up=False)
+    summary = _run(options, write, keep_up=False, console=_Console(console, False, console_port))
     _finish(summary, as_json, write)
 
 
@@ -126,26 +161,54 @@ def up(
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
+    console: bool = _CONSOLE,
+    open_browser: bool = typer.Option(False, "--open", help="Serve the console and open it in a browser."),
+    console_port: int = _CONSOLE_PORT,
 ) -> None:
     """Run the full flow, then keep the local stack up (and take `mlops trigger`s) until Ctrl-C."""
     options = _options(work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref)
-    summary = _run(options, typer.echo, keep_up=True)
+    wanted = _Console(console or open_browser, open_browser, console_port)
+    summary = _run(options, typer.echo, keep_up=True, console=wanted)
     if not summary.succeeded:
         raise typer.Exit(1)
 
 
-def _run(options: FlowOptions, write: Any, keep_up: bool) -> FlowSummary:
+@dataclass(frozen=True)
+class _Console:
+    serve: bool = False
+    open_browser: bool = False
+    port: int = 0
+
+
+def _start_console(flow: LocalFlow, wanted: _Console, write: Any) -> ConsoleServer | None:
+    if not wanted.serve:
+        return None
+    server = ConsoleServer(
+        flow.stack.endpoint_url, REGION, port=wanted.port, approver=os.environ.get("USER", "console")
+    )
+    server.start()
+    write(f"console:  {server.url}")
+    if wanted.open_browser and not server.open_browser():
+        write("          (no browser found here: open the URL above)")
+    return server
+
+
+def _run(options: FlowOptions, write: Any, keep_up: bool, console: _Console | None = None) -> FlowSummary:
     fresh_work_dir(options.work_dir)
     flow = LocalFlow(options, write)
     control = flow.control
     summary: FlowSummary | None = None
+    server: ConsoleServer | None = None
     try:
         try:
             flow.start()
+            server = _start_console(flow, console or _Console(), write)
         except Exception as error:  # a setup failure is a failed run with its reason
             return FlowSummary(failed_stage="Setup", reason=str(error))
         control.announce(StackInfo(os.getpid(), flow.stack.endpoint_url, None, None, time.time()))
         summary = run_once(flow, write)
+        if server is not None:
+            server.set_api_url(summary.api_url)
         if not keep_up:
             return summary
         typer.echo(describe(summary))
@@ -170,6 +233,8 @@ def _run(options: FlowOptions, write: Any, keep_up: bool) -> FlowSummary:
         return FlowSummary(failed_stage="Interrupted", reason="interrupted")
     finally:
         control.withdraw()
+        if server is not None:
+            server.stop()
         flow.stop()
 
 
@@ -239,12 +304,22 @@ def reject(
 
 
 def _decide(approved: bool, comment: str, token: str | None, work_dir: Path) -> None:
+    """PutApprovalResult on the approval GetPipelineState shows waiting (the one, or `token`'s)."""
     try:
-        decided = ControlChannel(work_dir).approvals.decide(approved, comment, token=token)
-    except ValueError as error:
+        info = ControlChannel(work_dir).running()
+        view = StackView(info.emulator_url, REGION)
+        waiting = view.pending_approvals()
+        if token is not None:
+            waiting = [approval for approval in waiting if approval.token == token]
+        if len(waiting) != 1:
+            named = f" with token {token}" if token else ""
+            tokens = [approval.token for approval in view.pending_approvals()]
+            raise ControlError(f"{len(waiting)} approvals{named} are waiting {tokens}: name one with --token")
+        view.decide(waiting[0], approved, comment, os.environ.get("USER", "local"))
+    except (ControlError, AwsError) as error:
         typer.echo(f"mlops: {error}", err=True)
         raise typer.Exit(1) from error
-    typer.echo(f"{'approved' if approved else 'rejected'} {decided}")
+    typer.echo(f"{'approved' if approved else 'rejected'} {waiting[0].token}")
 
 
 _DATA_FILE = typer.Argument(..., exists=True, dir_okay=False, help="A Query,Intent CSV.")

@@ -50,6 +50,7 @@ register-model Lambda finds its approver there) once a seam serves it.
 """
 
 from harness.pipeline.approval import (
+    ApprovalBoard,
     ApprovalChannel,
     ApprovalDecision,
     ApprovalPolicy,
@@ -112,6 +113,7 @@ __all__ = [
     "ActionOutput",
     "ActionResult",
     "ActionType",
+    "ApprovalBoard",
     "ApprovalChannel",
     "ApprovalDecision",
     "ApprovalPolicy",

@@ -6,13 +6,15 @@ register-model Lambda finds who approved in the Approve stage's `latestExecution
 `PipelineStates` keeps the latest one per (account, region, pipeline) the way CodePipeline does (a
 stage keeps its last execution's state until a new execution reaches it). Pass
 `PipelineStates.listener(account, region)` as the runner's `state_listener`; a seam answering
-GetPipelineState reads `PIPELINE_STATES.get(account, region, name)`.
+GetPipelineState reads `PIPELINE_STATES.get(account, region, name)`; ListPipelineExecutions reads
+`PIPELINE_STATES.executions(account, region, name)` (`execution_summary()`'s shape, newest first).
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +50,34 @@ def pipeline_state(pipeline: Pipeline, result: PipelineResult) -> dict[str, Any]
     }
 
 
+def execution_summary(result: PipelineResult) -> dict[str, Any]:
+    """One of ListPipelineExecutions' `pipelineExecutionSummaries` (timestamps: epoch seconds)."""
+    summary: dict[str, Any] = {
+        "pipelineExecutionId": result.execution_id,
+        "status": result.status,
+        "startTime": result.started_at,
+        "lastUpdateTime": result.finished_at or time.time(),
+        "trigger": {"triggerType": "StartPipelineExecution"},
+        "executionMode": "SUPERSEDED",
+    }
+    if result.reason:
+        summary["statusSummary"] = result.reason[:2048]
+    revisions = []
+    for stage in result.stages[:1]:  # the source stage's revisions, as the API lists them
+        for action in stage.actions:
+            commit = action.variables.get("CommitId")
+            if commit:
+                revisions.append(
+                    {
+                        "actionName": action.name,
+                        "revisionId": commit,
+                        "revisionSummary": action.variables.get("CommitMessage", "")[:2048],
+                    }
+                )
+    summary["sourceRevisions"] = revisions
+    return summary
+
+
 def _action_state(name: str, action: ActionResult | None) -> dict[str, Any]:
     if action is None:
         return {"actionName": name}
@@ -73,6 +103,7 @@ class PipelineStates:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._executions: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def publish(self, account_id: str, region: str, state: dict[str, Any]) -> None:
@@ -95,13 +126,28 @@ class PipelineStates:
             state = self._states.get((account_id, region, name))
             return copy.deepcopy(state) if state is not None else None
 
+    def record_execution(self, account_id: str, region: str, pipeline: str, summary: dict[str, Any]) -> None:
+        with self._lock:
+            runs = self._executions.setdefault((account_id, region, pipeline), {})
+            runs[str(summary["pipelineExecutionId"])] = copy.deepcopy(summary)
+
+    def executions(self, account_id: str, region: str, name: str) -> list[dict[str, Any]] | None:
+        """The pipeline's executions, newest first; None for a pipeline never published."""
+        with self._lock:
+            if (account_id, region, name) not in self._states:
+                return None
+            runs = self._executions.get((account_id, region, name), {})
+            return sorted(copy.deepcopy(list(runs.values())), key=lambda run: -float(run["startTime"]))
+
     def clear(self) -> None:
         with self._lock:
             self._states.clear()
+            self._executions.clear()
 
     def listener(self, account_id: str, region: str) -> Callable[[Pipeline, PipelineResult], None]:
         def publish(pipeline: Pipeline, result: PipelineResult) -> None:
             self.publish(account_id, region, pipeline_state(pipeline, result))
+            self.record_execution(account_id, region, pipeline.name, execution_summary(result))
 
         return publish
 
