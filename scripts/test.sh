@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): sets up .venv, starts a Docker engine with the offline base
 # image, runs the linters (ruff, mypy, cfn-lint), the whole pytest suite (Docker-marked tests included),
-# the scenario set with the process runtime, and the happy scenario with the Docker runtime.
+# the scenario set with the process runtime, and the happy scenario with the Docker runtime. The
+# console's browser test (chromium, installed by scripts/browser.sh) saves screenshots in reports/console/.
 #
 #   MLOPS_SKIP_DOCKER=1     skip the engine, the Docker-marked tests and the Docker scenario
 #   MLOPS_SKIP_SCENARIOS=1  skip the scenario set (a quick local run)
@@ -11,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 bash scripts/setup.sh
+bash scripts/browser.sh  # chromium + graphviz: the console's browser test and the state machine layout
+export MLOPS_REQUIRE_BROWSER=1
 if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
     bash scripts/docker-engine.sh
     export MLOPS_REQUIRE_DOCKER=1

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import requests
 from botocore.exceptions import BotoCoreError, ClientError
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -53,6 +53,8 @@ class ConsoleConfig:
 def _time(value: Any) -> str:
     from datetime import UTC, datetime
 
+    if value is None or isinstance(value, Undefined):
+        return ""
     try:
         return datetime.fromtimestamp(float(value), UTC).strftime("%H:%M:%S")
     except (TypeError, ValueError):
@@ -60,6 +62,8 @@ def _time(value: Any) -> str:
 
 
 def _seconds(start: Any, end: Any) -> str:
+    if any(value is None or isinstance(value, Undefined) for value in (start, end)):
+        return ""
     try:
         return f"{float(end) - float(start):.1f} s"
     except (TypeError, ValueError):
