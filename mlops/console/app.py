@@ -142,26 +142,22 @@ class Console:
         state = self.view.pipeline_state()
         executions = self.view.pipeline_executions()
         return self.render(
-            "fragments/pipeline.html",
-            state=state,
-            executions=executions,
-            image=self._image_of(executions[0]) if executions else None,
+            "fragments/pipeline.html", state=state, executions=executions, images=self._images_by_commit()
         )
 
-    def _image_of(self, execution: dict[str, Any]) -> dict[str, str] | None:
-        """The image the execution's commit built (ECR DescribeImages by the commit's tag)."""
-        revisions = execution.get("sourceRevisions") or []
-        repository_uri = self.view.output("ImageRepositoryUri")
-        if not revisions or not repository_uri:
-            return None
-        tag = str(revisions[0]["revisionId"])[:12]
-        try:
-            images = self.view.client("ecr").describe_images(
-                repositoryName=repository_uri.split("/", 1)[-1], imageIds=[{"imageTag": tag}]
-            )["imageDetails"]
-        except ClientError:
-            return None
-        return {"uri": f"{repository_uri}:{tag}", "digest": str(images[0]["imageDigest"])} if images else None
+    def _images_by_commit(self) -> dict[str, str]:
+        """commit -> the image digest its training execution ran (the Step Functions execution's input
+        carries CommitId and ImageDigest: deployer/README.md, the state machine's input)."""
+        images: dict[str, str] = {}
+        for run in self.view.executions()[:20]:
+            described = self.view.client("stepfunctions").describe_execution(executionArn=run["executionArn"])
+            try:
+                document = json.loads(described.get("input") or "{}")
+            except ValueError:
+                continue
+            if isinstance(document, dict) and document.get("CommitId") and document.get("ImageDigest"):
+                images.setdefault(str(document["CommitId"]), str(document["ImageDigest"]))
+        return images
 
     async def approval_fragment(self, request: Request) -> Response:
         pending = self.view.pending_approvals()

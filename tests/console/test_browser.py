@@ -187,6 +187,16 @@ def test_approve_then_reject_from_the_page(page: Any, stack: Stack) -> None:
             page.wait_for_selector("#graph g.state[data-status='succeeded']", timeout=30_000)
             page.click("#graph g.state[data-state='Train']")
             page.wait_for_selector("#state-output", timeout=30_000)
+        if name == "logs":  # the start-training Lambda's log (CloudWatch Logs), filtered by the run's commit
+            group = page.eval_on_selector(
+                "select[name=group]",
+                "s => [...s.options].map(o => o.value).find(v => v.includes('start-training'))",
+            )
+            assert group, "no log group for the start-training Lambda"
+            page.select_option("select[name=group]", group)
+            page.click("#logs-form button")
+            page.wait_for_selector("pre.log", timeout=30_000)
+            assert page.locator("#log-events p").inner_text().split()[0] != "0", "the Lambda's log is empty"
         if name == "api":
             page.click("#api-form button")
             page.wait_for_selector("#api-answer pre[data-status='200']", timeout=60_000)
