@@ -224,6 +224,11 @@ def render_svg(asl: Mapping[str, Any], statuses: Mapping[str, str], title: str =
     return document(width, height, body, title)
 
 
+def notice_svg(message: str, title: str = "State machine") -> str:
+    """A picture that says why the state machine could not be drawn (e.g. Graphviz is missing)."""
+    return document(760, 60, [element("text", {"x": _MARGIN, "y": 34, "font-size": 13}, message)], title)
+
+
 def _edge(edge: Edge, path: str, label_at: tuple[float, float] | None) -> str:
     colour = EDGE_COLOURS[edge.kind]
     dash = {"stroke-dasharray": "5,4"} if edge.kind == "catch" else {}
