@@ -53,26 +53,17 @@ from mlops.console.server import ConsoleServer
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "mlops"
 
 _WORK_DIR = typer.Option(DEFAULT_WORK_DIR, "--work-dir", help="The stack's files and control channel.")
-_RUNTIME = typer.Option(
-    "auto",
-    "--runtime",
-    help="docker | process | auto (docker when an engine answers and the base image exists, else process).",
-)
+_RUNTIME = typer.Option("auto", "--runtime", help="docker | process | auto (docker when an engine "
+                        "answers and the base image exists, else process).")
 _DATA = typer.Option(None, "--data", help="Training data: a Query,Intent CSV (default: CLINC150 clinc10).")
-_QUERIES = typer.Option(
-    None,
-    "--queries",
-    help="CSV of sample queries (Query, optionally Intent) sent "
-    "to the API at the end (default: a few held-out rows of the data).",
-)
+_QUERIES = typer.Option(None, "--queries", help="CSV of sample queries (Query, optionally Intent) sent "
+                        "to the API at the end (default: a few held-out rows of the data).")
 _APPROVAL = typer.Option("auto", "--approval", help="auto | prompt (ask here) | wait (`mlops approve`).")
 _REPORT_DIR = typer.Option(None, "--report-dir", help="The run report's folder (default <work-dir>/report).")
 _TIME_SCALE = typer.Option(0.01, "--time-scale", help="Multiplies Step Functions' waits and polls.")
 _SOURCE = typer.Option(REPO_ROOT, "--source", help="The git repository the Source stage commits.")
 _REF = typer.Option(None, "--ref", help="A ref to build (default: the working tree as a commit).")
-_CONSOLE = typer.Option(
-    False, "--console", help="Serve the local console while the stack runs (URL printed)."
-)
+_CONSOLE = typer.Option(False, "--console", help="Serve the local console while the stack runs.")
 _CONSOLE_PORT = typer.Option(0, "--console-port", help="The console's loopback port (0: a free one).")
 
 
@@ -86,15 +77,8 @@ def _quiet() -> None:
 
 
 def _options(
-    work_dir: Path,
-    runtime: str,
-    data: Path | None,
-    queries: Path | None,
-    approval: str,
-    report_dir: Path | None,
-    time_scale: float,
-    source: Path,
-    ref: str | None,
+    work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
+    report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
@@ -109,15 +93,8 @@ def _options(
         )
     try:
         return FlowOptions(
-            work_dir=work_dir,
-            runtime=runtime,
-            data=data,
-            queries=queries,
-            approval=approval,
-            report_dir=report_dir,
-            time_scale=time_scale,
-            source=source,
-            ref=ref,
+            work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
+            report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -183,10 +160,8 @@ class _Console:
 def _start_console(flow: LocalFlow, wanted: _Console, write: Any) -> ConsoleServer | None:
     if not wanted.serve:
         return None
-    server = ConsoleServer(
-        flow.stack.endpoint_url, REGION, port=wanted.port, approver=os.environ.get("USER", "console")
-    )
-    server.start()
+    approver = os.environ.get("USER", "console")
+    server = ConsoleServer(flow.stack.endpoint_url, REGION, port=wanted.port, approver=approver).start()
     write(f"console:  {server.url}")
     if wanted.open_browser and not server.open_browser():
         write("          (no browser found here: open the URL above)")
