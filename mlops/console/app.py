@@ -12,6 +12,7 @@ An AWS call that fails answers 502 with the service's message (the endpoint, not
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -188,12 +189,23 @@ class Console:
         except NotFound as error:
             raise HTTPException(404, str(error)) from error
         statuses = state_statuses(definition, events)
+        key = (
+            json.dumps(definition, sort_keys=True),
+            tuple(sorted(statuses.items())),
+            str(described.get("name")),
+        )
         return self.render(
             "fragments/statemachine.html",
             execution=described,
-            svg=render_svg(definition, statuses, title=described.get("name", "execution")),
+            svg=self._graph(key),
             events=events,
         )
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (one Console per server: the cache lives as long)
+    def _graph(self, key: tuple[str, tuple[tuple[str, str], ...], str]) -> str:
+        """The drawing for (definition, statuses, title): dot runs once per change, not once per poll."""
+        definition, statuses, title = key
+        return render_svg(json.loads(definition), dict(statuses), title=title)
 
     async def state_fragment(self, request: Request) -> Response:
         arn = request.query_params.get("execution", "")

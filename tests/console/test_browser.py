@@ -54,7 +54,10 @@ if CHROMIUM is None:
         )
     pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)", allow_module_level=True)
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+    import playwright.sync_api as playwright_api  # required: a missing driver fails, never skips
+else:
+    playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @dataclass
