@@ -5,6 +5,8 @@
 - A random token per stack: `?token=T` on the printed URL sets it as a cookie (HttpOnly,
   SameSite=Strict) and redirects to the same path without it; afterwards the cookie is the key. No
   token: 401; a wrong one: 403.
+- Every answer says `X-Frame-Options: DENY`, `Content-Security-Policy: frame-ancestors 'none'` (no other
+  site can frame the Approve button) and `Referrer-Policy: no-referrer` (the token never leaks in a Referer).
 - State-changing requests (POST) must come from the console's own pages: an `Origin` other than the
   console's own, or `Sec-Fetch-Site` other than same-origin / none, gets 403; a body over
   `max_body` bytes gets 413 (read no further).
@@ -27,6 +29,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 COOKIE = "mlops_console"
 LOOPBACK = ("127.0.0.1", "::1")
 SAFE_FETCH_SITES = ("same-origin", "none")
+HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *HEADERS]
+        await send(message)
+
+    return sending
 
 
 async def _answer(
@@ -65,6 +82,7 @@ class Guard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        send = _with_headers(send)
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         client = scope.get("client") or ("", 0)
         if client[0] not in LOOPBACK:

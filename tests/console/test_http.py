@@ -59,6 +59,18 @@ def test_the_cookie_opens_every_page(server: ConsoleServer, signed_in: requests.
     assert signed_in.get(_base(server) + "/static/htmx-2.0.11.min.js", timeout=10).status_code == 200
 
 
+def test_no_other_site_can_frame_it_and_the_token_never_leaks(
+    server: ConsoleServer, signed_in: requests.Session
+) -> None:
+    for answer in (
+        signed_in.get(_base(server) + "/pipeline", timeout=10),
+        requests.get(_base(server) + "/", timeout=10),
+    ):
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+
+
 def test_only_the_consoles_own_host_names(server: ConsoleServer, signed_in: requests.Session) -> None:
     """A DNS-rebinding page reaches 127.0.0.1 under its own Host name: refused."""
     answer = signed_in.get(
