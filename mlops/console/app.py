@@ -134,6 +134,7 @@ class Console:
         if page == "api":
             context["api_url"] = self.config.api_url
             context["api_key"] = self.view.api_key()
+            context["invoke_urls"] = self.view.invoke_urls()
         if page == "logs":
             context["groups"] = self.view.log_groups()
         return self.render(f"{page}.html", **context)

@@ -277,6 +277,23 @@ class StackView:
         enabled = [key for key in keys if key.get("enabled", True) and key.get("value")]
         return str(enabled[0]["value"]) if enabled else None
 
+    def invoke_urls(self) -> list[str]:
+        """Each REST API's stage and POST resource as its invoke URL (API Gateway's documented form,
+        https://{restapi_id}.execute-api.{region}.amazonaws.com/{stage_name}/{path})."""
+        apigateway = self.client("apigateway")
+        region = apigateway.meta.region_name
+        urls = []
+        for api in apigateway.get_rest_apis().get("items", []):
+            stages = apigateway.get_stages(restApiId=api["id"]).get("item", [])
+            resources = apigateway.get_resources(restApiId=api["id"]).get("items", [])
+            paths = [r["path"] for r in resources if "POST" in (r.get("resourceMethods") or {})]
+            for stage in stages:
+                for path in paths:
+                    urls.append(
+                        f"https://{api['id']}.execute-api.{region}.amazonaws.com/{stage['stageName']}{path}"
+                    )
+        return sorted(urls)
+
     # -- CloudWatch Logs -------------------------------------------------------------------------------
     def log_groups(self) -> list[str]:
         groups = self.client("logs").describe_log_groups().get("logGroups", [])

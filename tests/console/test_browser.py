@@ -201,6 +201,7 @@ def test_approve_then_reject_from_the_page(page: Any, stack: Stack) -> None:
             page.wait_for_selector("pre.log", timeout=30_000)
             assert page.locator("#log-events p").inner_text().split()[0] != "0", "the Lambda's log is empty"
         if name == "api":
+            assert "execute-api" in page.inner_text(".invoke-url")  # API Gateway's invoke URL form
             page.click("#api-form button")
             page.wait_for_selector("#api-answer pre[data-status='200']", timeout=60_000)
         _shoot(page, name)
