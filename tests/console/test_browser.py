@@ -183,9 +183,16 @@ def test_approve_then_reject_from_the_page(page: Any, stack: Stack) -> None:
     assert version == first.summary.model_version
     _shoot(page, "registry")
 
-    for name in ("statemachine", "sagemaker", "api", "logs"):
+    # what each page shows once its data is in (polling pages never go network-idle)
+    ready = {
+        "statemachine": "#graph g.state",
+        "sagemaker": "#sagemaker tr[data-job]",
+        "api": "#api-form",
+        "logs": "#logs-form",
+    }
+    for name, selector in ready.items():
         page.click(f"nav a[data-page='{name}']")
-        page.wait_for_load_state("networkidle")
+        page.wait_for_selector(selector, timeout=60_000)
         if name == "statemachine":
             page.wait_for_selector("#graph g.state[data-status='succeeded']", timeout=30_000)
             page.click("#graph g.state[data-state='Train']")
