@@ -79,6 +79,7 @@ class PipelineStates:
 
     def __init__(self) -> None:
         self._states: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._executions: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def publish(self, account_id: str, region: str, state: dict[str, Any]) -> None:
@@ -101,9 +102,24 @@ class PipelineStates:
             state = self._states.get((account_id, region, name))
             return copy.deepcopy(state) if state is not None else None
 
+    def record_execution(self, account_id: str, region: str, pipeline: str, summary: dict[str, Any]) -> None:
+        """Keeps a run's ListPipelineExecutions summary (harness.pipeline.state.execution_summary)."""
+        with self._lock:
+            runs = self._executions.setdefault((account_id, region, pipeline), {})
+            runs[str(summary["pipelineExecutionId"])] = copy.deepcopy(summary)
+
+    def executions(self, account_id: str, region: str, name: str) -> list[dict[str, Any]] | None:
+        """The pipeline's executions, newest first; None for a pipeline never published."""
+        with self._lock:
+            if (account_id, region, name) not in self._states:
+                return None
+            runs = self._executions.get((account_id, region, name), {})
+            return sorted(copy.deepcopy(list(runs.values())), key=lambda run: -float(run["startTime"]))
+
     def clear(self) -> None:
         with self._lock:
             self._states.clear()
+            self._executions.clear()
 
 
 class HarnessContext:

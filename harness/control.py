@@ -4,9 +4,10 @@ A long-lived `mlops up` (or `mlops run --approval wait`) owns a work dir; short 
 terminals talk to it through these files, each written atomically (a temporary file, then a rename):
 
 - `stack.json`: the running stack's facts (pid, emulator URL, API URL and key), written when it is
-  up, removed when it stops. `mlops trigger` and `mlops approve` read it to know a stack runs.
+  up, removed when it stops. `mlops trigger` reads it to know a stack runs; `mlops approve` / `reject`
+  to find its emulator, where they call CodePipeline's PutApprovalResult.
 - `approvals/`: `harness.pipeline.ApprovalChannel` (`pending/<token>.json` from the waiting run,
-  `decisions/<token>.json` from `mlops approve` / `mlops reject`).
+  `decisions/<token>.json` from PutApprovalResult's decision or another process such as a scenario).
 - `requests/<id>.json`: a trigger from `mlops trigger`: `{"id", "kind": "commit"|"data", ...}`. The
   running stack takes requests oldest first, runs each to its end, and writes
   `results/<id>.json` (the run's summary), which `mlops trigger` waits for and prints.

@@ -46,6 +46,7 @@ from harness.flow_model import (
     Query,
     SampleAnswer,
 )
+from harness.identity import ACCOUNT_ID, REGION
 from harness.inputs import resolve_runtime, training_and_queries
 from harness.local import DataObject, LocalAws, LocalAwsOptions
 from harness.log_follower import TrainingLogFollower
@@ -60,6 +61,7 @@ from harness.pipeline import (
     policy_named,
 )
 from harness.run_report import write_run_report
+from harness.seams.codepipeline import EmulatorApprovalBoard
 
 LOG = logging.getLogger(__name__)
 
@@ -116,7 +118,10 @@ class LocalFlow:
             # The question goes to stderr (as a shell's `read -p` does): stdout stays the output, so
             # that `--json` keeps its summary as stdout's last line.
             return PromptApproval(stdout=sys.stderr)
-        return policy_named(self.options.approval, self.control.approvals)
+        # `wait`: decided by PutApprovalResult (`mlops approve`, the console) or the channel's files.
+        return policy_named(
+            self.options.approval, self.control.approvals, board=EmulatorApprovalBoard(ACCOUNT_ID, REGION)
+        )
 
     def stop(self) -> None:
         """Stops the stack: registry, gateway, endpoints, workers, emulator (newest first)."""

@@ -4,7 +4,11 @@
   to stdout (to stderr with `--json`, whose one JSON summary is then stdout's only and last line).
 - `up`: the same run, then the stack stays up (emulator endpoint for `aws --endpoint-url`, API URL
   and key printed) and serves triggers until Ctrl-C.
-- `approve` / `reject`: decide the approval a `run --approval wait` or `up --approval wait` waits for.
+- `approve` / `reject`: decide the approval a `run --approval wait` or `up --approval wait` waits for,
+  with CodePipeline's PutApprovalResult against the stack's emulator (the token from GetPipelineState),
+  as AWS's console and `aws codepipeline put-approval-result` do.
+- `run --console` / `up --console` / `up --open`: serve the local console (mlops/console) while the
+  stack runs and print its URL (`--open` also opens a browser where one exists).
 - `trigger commit [--source PATH] [--ref REF]` / `trigger data CSV`: a new pipeline run on a commit,
   or new training data (the S3 -> EventBridge path), against a running `up`.
 
@@ -23,6 +27,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,8 +37,11 @@ import typer
 from harness.control import ControlChannel, ControlError, StackInfo, TriggerRequest
 from harness.flow import LocalFlow, run_once
 from harness.flow_model import APPROVALS, REPO_ROOT, RUNTIMES, FlowError, FlowOptions, FlowSummary
+from harness.identity import REGION
 from harness.inputs import training_and_queries
 from harness.pipeline import PipelineEvent, ProgressPrinter
+from mlops.console.aws import AwsError, StackView
+from mlops.console.server import ConsoleServer
 
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "mlops"
 
@@ -52,6 +60,8 @@ _API_BATCH = typer.Option(64, "--api-batch-size", min=1, max=64, help="Queries p
                           "(the API takes up to 64; throttled requests are retried with backoff).")
 _TRAINING_CACHE = typer.Option(True, "--training-cache/--no-training-cache", help="Reuse an earlier "
                                "training job's model when image digest, data and hyperparameters match.")
+_CONSOLE = typer.Option(False, "--console", help="Serve the local console while the stack runs.")
+_CONSOLE_PORT = typer.Option(0, "--console-port", help="The console's loopback port (0: a free one).")
 
 
 def _quiet() -> None:
@@ -109,6 +119,8 @@ def run(
     ref: str | None = _REF,
     api_batch_size: int = _API_BATCH,
     training_cache: bool = _TRAINING_CACHE,
+    console: bool = _CONSOLE,
+    console_port: int = _CONSOLE_PORT,
 ) -> None:
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
     options = _options(
@@ -116,7 +128,7 @@ def run(
         api_batch_size=api_batch_size, training_cache=training_cache,
     )
     write = _echo_to(as_json)
-    summary = _run(options, write, keep_up=False)
+    summary = _run(options, write, keep_up=False, console=_Console(console, False, console_port))
     _finish(summary, as_json, write)
 
 
@@ -130,26 +142,52 @@ def up(
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
+    console: bool = _CONSOLE,
+    open_browser: bool = typer.Option(False, "--open", help="Serve the console and open it in a browser."),
+    console_port: int = _CONSOLE_PORT,
 ) -> None:
     """Run the full flow, then keep the local stack up (and take `mlops trigger`s) until Ctrl-C."""
     options = _options(work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref)
-    summary = _run(options, typer.echo, keep_up=True)
+    wanted = _Console(console or open_browser, open_browser, console_port)
+    summary = _run(options, typer.echo, keep_up=True, console=wanted)
     if not summary.succeeded:
         raise typer.Exit(1)
 
 
-def _run(options: FlowOptions, write: Any, keep_up: bool) -> FlowSummary:
+@dataclass(frozen=True)
+class _Console:
+    serve: bool = False
+    open_browser: bool = False
+    port: int = 0
+
+
+def _start_console(flow: LocalFlow, wanted: _Console, write: Any) -> ConsoleServer | None:
+    if not wanted.serve:
+        return None
+    approver = os.environ.get("USER", "console")
+    server = ConsoleServer(flow.stack.endpoint_url, REGION, port=wanted.port, approver=approver).start()
+    write(f"console:  {server.url}")
+    if wanted.open_browser and not server.open_browser():
+        write("          (no browser found here: open the URL above)")
+    return server
+
+
+def _run(options: FlowOptions, write: Any, keep_up: bool, console: _Console | None = None) -> FlowSummary:
     fresh_work_dir(options.work_dir)
     flow = LocalFlow(options, write, _pipeline_lines(options, write))
     control = flow.control
     summary: FlowSummary | None = None
+    server: ConsoleServer | None = None
     try:
         try:
             flow.start()
+            server = _start_console(flow, console or _Console(), write)
         except Exception as error:  # a setup failure is a failed run with its reason
             return FlowSummary(failed_stage="Setup", reason=str(error))
         control.announce(StackInfo(os.getpid(), flow.stack.endpoint_url, None, None, time.time()))
         summary = run_once(flow, write)
+        if server is not None:
+            server.set_api_url(summary.api_url)
         if not keep_up:
             return summary
         typer.echo(describe(summary))
@@ -174,6 +212,8 @@ def _run(options: FlowOptions, write: Any, keep_up: bool) -> FlowSummary:
         return FlowSummary(failed_stage="Interrupted", reason="interrupted")
     finally:
         control.withdraw()
+        if server is not None:
+            server.stop()
         flow.stop()
 
 
@@ -243,12 +283,22 @@ def reject(
 
 
 def _decide(approved: bool, comment: str, token: str | None, work_dir: Path) -> None:
+    """PutApprovalResult on the approval GetPipelineState shows waiting (the one, or `token`'s)."""
     try:
-        decided = ControlChannel(work_dir).approvals.decide(approved, comment, token=token)
-    except ValueError as error:
+        info = ControlChannel(work_dir).running()
+        view = StackView(info.emulator_url, REGION)
+        waiting = view.pending_approvals()
+        if token is not None:
+            waiting = [approval for approval in waiting if approval.token == token]
+        if len(waiting) != 1:
+            named = f" with token {token}" if token else ""
+            tokens = [approval.token for approval in view.pending_approvals()]
+            raise ControlError(f"{len(waiting)} approvals{named} are waiting {tokens}: name one with --token")
+        view.decide(waiting[0], approved, comment, os.environ.get("USER", "local"))
+    except (ControlError, AwsError) as error:
         typer.echo(f"mlops: {error}", err=True)
         raise typer.Exit(1) from error
-    typer.echo(f"{'approved' if approved else 'rejected'} {decided}")
+    typer.echo(f"{'approved' if approved else 'rejected'} {waiting[0].token}")
 
 
 _DATA_FILE = typer.Argument(..., exists=True, dir_okay=False, help="A Query,Intent CSV.")

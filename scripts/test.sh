@@ -4,6 +4,8 @@
 # (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
 # At the end (also on failure) it prints the seconds each phase took.
+# The console's browser test (chromium, installed by scripts/browser.sh) saves screenshots in
+# reports/console/.
 #
 #   MLOPS_SKIP_DOCKER=1     skip the engine, the Docker-marked tests and the Docker scenario
 #   MLOPS_SKIP_SCENARIOS=1  skip the scenario set (a quick local run)
@@ -36,6 +38,9 @@ trap report EXIT
 
 phase "setup (.venv)"
 bash scripts/setup.sh
+phase "browser and graphviz"
+bash scripts/browser.sh  # chromium + graphviz: the console's browser test and the state machine layout
+export MLOPS_REQUIRE_BROWSER=1
 if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
     phase "engine and base image"
     bash scripts/docker-engine.sh

@@ -52,6 +52,7 @@ register-model Lambda finds its approver there) once a seam serves it.
 
 from harness.context import PipelineStates
 from harness.pipeline.approval import (
+    ApprovalBoard,
     ApprovalChannel,
     ApprovalDecision,
     ApprovalPolicy,
@@ -113,6 +114,7 @@ __all__ = [
     "ActionOutput",
     "ActionResult",
     "ActionType",
+    "ApprovalBoard",
     "ApprovalChannel",
     "ApprovalDecision",
     "ApprovalPolicy",

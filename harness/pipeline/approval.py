@@ -8,7 +8,10 @@ A policy is any callable `(ApprovalRequest) -> ApprovalDecision`. Provided:
   A closed input rejects.
 - `WaitApproval`: blocks until another process decides through an `ApprovalChannel`: a folder in which
   the waiting run writes `pending/<token>.json` (the request) and another `mlops` process writes
-  `decisions/<token>.json` (`decide()`, an atomic rename), which the waiting run picks up.
+  `decisions/<token>.json` (`decide()`, an atomic rename), which the waiting run picks up. Given an
+  `ApprovalBoard` too (the CodePipeline seam's `EmulatorApprovalBoard`), the waiting request is also
+  open to CodePipeline's PutApprovalResult (with the token GetPipelineState shows), which is how
+  `mlops approve` / `reject` and the console decide; its decision lands in the same channel.
 - a scenario's callable: any function with the policy's signature.
 
 Rejection fails the action (and so the stage and the pipeline) with "Rejected by <who>: <comment>";
@@ -26,7 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from harness.pipeline.model import ActionContext, ActionFailed, ActionOutput
 
@@ -154,18 +157,40 @@ def _write_atomically(path: Path, document: object) -> None:
     os.replace(handle.name, path)
 
 
-class WaitApproval:
-    """Blocks until `mlops approve`/`reject` (another process) decides through the channel."""
+class ApprovalBoard(Protocol):
+    """Where a waiting request is open to an API (PutApprovalResult) until `close`."""
 
-    def __init__(self, channel: ApprovalChannel, timeout_s: float | None = None) -> None:
+    def open(
+        self, pipeline: str, stage: str, action: str, token: str, decide: Callable[[bool, str, str], None]
+    ) -> None: ...
+
+    def close(self, token: str) -> None: ...
+
+
+class WaitApproval:
+    """Blocks until another process decides: through the channel's files, or through the board's API."""
+
+    def __init__(
+        self, channel: ApprovalChannel, timeout_s: float | None = None, board: ApprovalBoard | None = None
+    ) -> None:
         self._channel = channel
         self._timeout_s = timeout_s
+        self._board = board
 
     def __call__(self, request: ApprovalRequest) -> ApprovalDecision:
         self._channel.publish(request)
+        token = request.token
+
+        def decide(approved: bool, comment: str, approver: str) -> None:
+            self._channel.decide(approved, comment, approver, token=token)
+
+        if self._board is not None:
+            self._board.open(request.pipeline, request.stage, request.action, token, decide)
         try:
             decision = self._channel.wait(request.token, self._timeout_s)
         finally:
+            if self._board is not None:
+                self._board.close(token)
             self._channel.close(request.token)
         if decision is None:
             return ApprovalDecision(False, f"no decision within {self._timeout_s:.0f} s", "timeout")
@@ -209,7 +234,10 @@ class ManualApprovalExecutor:
 
 
 def policy_named(
-    name: str, channel: ApprovalChannel | None = None, timeout_s: float | None = None
+    name: str,
+    channel: ApprovalChannel | None = None,
+    timeout_s: float | None = None,
+    board: ApprovalBoard | None = None,
 ) -> ApprovalPolicy:
     """The policy of `mlops run --approval auto|prompt|wait`."""
     if name == "auto":
@@ -219,5 +247,5 @@ def policy_named(
     if name == "wait":
         if channel is None:
             raise ValueError("the wait policy needs an approval channel (a folder)")
-        return WaitApproval(channel, timeout_s)
+        return WaitApproval(channel, timeout_s, board)
     raise ValueError(f"unknown approval policy {name!r}: auto, prompt or wait")

@@ -7,11 +7,14 @@ register-model Lambda finds who approved in the Approve stage's `latestExecution
 stage keeps its last execution's state until a new execution reaches it). The store lives with
 moto's CodePipeline backend (harness/context.py, `HarnessContext.pipeline_states`), so moto's reset
 drops it with the rest of its state. Pass `state_listener(states, account, region)` as the runner's
-`state_listener`; the seam answering GetPipelineState reads `states.get(account, region, name)`.
+`state_listener`; the seam answering GetPipelineState reads `states.get(account, region, name)`;
+ListPipelineExecutions reads `states.executions(account, region, name)` (`execution_summary()`'s shape,
+newest first).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +51,34 @@ def pipeline_state(pipeline: Pipeline, result: PipelineResult) -> dict[str, Any]
     }
 
 
+def execution_summary(result: PipelineResult) -> dict[str, Any]:
+    """One of ListPipelineExecutions' `pipelineExecutionSummaries` (timestamps: epoch seconds)."""
+    summary: dict[str, Any] = {
+        "pipelineExecutionId": result.execution_id,
+        "status": result.status,
+        "startTime": result.started_at,
+        "lastUpdateTime": result.finished_at or time.time(),
+        "trigger": {"triggerType": "StartPipelineExecution"},
+        "executionMode": "SUPERSEDED",
+    }
+    if result.reason:
+        summary["statusSummary"] = result.reason[:2048]
+    revisions = []
+    for stage in result.stages[:1]:  # the source stage's revisions, as the API lists them
+        for action in stage.actions:
+            commit = action.variables.get("CommitId")
+            if commit:
+                revisions.append(
+                    {
+                        "actionName": action.name,
+                        "revisionId": commit,
+                        "revisionSummary": action.variables.get("CommitMessage", "")[:2048],
+                    }
+                )
+    summary["sourceRevisions"] = revisions
+    return summary
+
+
 def _action_state(name: str, action: ActionResult | None) -> dict[str, Any]:
     if action is None:
         return {"actionName": name}
@@ -75,5 +106,6 @@ def state_listener(
 
     def publish(pipeline: Pipeline, result: PipelineResult) -> None:
         states.publish(account_id, region, pipeline_state(pipeline, result))
+        states.record_execution(account_id, region, pipeline.name, execution_summary(result))
 
     return publish

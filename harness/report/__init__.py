@@ -12,8 +12,9 @@ Python API::
     ))
 
 Pictures are written by this package's own small SVG code (`svg.py`): the state machine's path with
-each state's status (`statemachine.py`), the training loss curve (`metrics.py`), the stage timeline
-(`timeline.py`). Output is deterministic: the same inputs give the same bytes.
+each state's status (`statemachine.py`, laid out by Graphviz's `dot`, which the console uses too), the
+training loss curve (`metrics.py`), the stage timeline (`timeline.py`). Output is deterministic: the
+same inputs give the same bytes.
 """
 
 from harness.report.metrics import final_metrics, loss_curve_svg, loss_points, parse_metric_lines

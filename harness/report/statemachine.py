@@ -12,17 +12,19 @@ or `*TimedOut` event fails the state it happens in):
 - in_progress: entered and not left while the execution still runs;
 - not_reached: never entered.
 
-`render_svg(asl, statuses)` lays the states out in layers by their distance from StartAt (terminal
-states last) and draws the edges (Catch edges dashed; edges that go up loop around the right side);
-states inside Parallel/Map branches are drawn as their parent's box.
+`render_svg(asl, statuses)` has Graphviz's `dot` (Debian's `graphviz` package, driven through PyPI's
+`graphviz`) lay the states out and route the edges, and draws the picture itself from dot's `plain`
+placement (Catch edges dashed; terminal states on the bottom rank); states inside Parallel/Map branches
+are drawn as their parent's box. The console (`mlops.console`) draws the live graph with it too.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from xml.sax.saxutils import quoteattr
 
 from harness.report.svg import document, element, number
 
@@ -38,7 +40,7 @@ COLOURS: dict[str, tuple[str, str]] = {
 }
 EDGE_COLOURS = {"next": "#546e7a", "choice": "#546e7a", "default": "#546e7a", "catch": "#c62828"}
 
-_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 190.0, 44.0, 40.0, 56.0, 30.0
+_BOX_W, _BOX_H, _MARGIN = 190.0, 44.0, 30.0
 _FAILURE_SUFFIXES = ("Failed", "TimedOut")
 _EXECUTION_END_FAILURES = {"ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
 
@@ -122,78 +124,117 @@ def state_statuses(asl: Mapping[str, Any], history: Sequence[Mapping[str, Any]])
     return statuses
 
 
-def _layers(graph: StateGraph) -> list[list[str]]:
-    """States by breadth-first distance from StartAt, in definition order within a layer; the
-    terminal states (Succeed, Fail) on one last row, as the console draws them; unreachable ones
-    on the row before it."""
-    distance = {graph.start_at: 0}
-    queue = deque([graph.start_at])
-    while queue:
-        name = queue.popleft()
-        for edge in graph.edges:
-            if edge.source == name and edge.target not in distance:
-                distance[edge.target] = distance[name] + 1
-                queue.append(edge.target)
-    terminal = [name for name, kind in graph.states.items() if kind in ("Succeed", "Fail")]
-    inner = {name: d for name, d in distance.items() if name not in terminal}
-    unreachable = max(inner.values(), default=0) + 1
-    layers: dict[int, list[str]] = {}
-    for name in graph.states:
-        if name not in terminal:
-            layers.setdefault(inner.get(name, unreachable), []).append(name)
-    rows = [layers[index] for index in sorted(layers)]
-    return [*rows, terminal] if terminal else rows
+@dataclass(frozen=True)
+class Layout:
+    """Graphviz's placement, in SVG pixels (y down): box centres and sizes, edge paths, label spots."""
+
+    width: float
+    height: float
+    boxes: dict[str, tuple[float, float, float, float]]  # name -> (centre x, centre y, width, height)
+    edges: tuple[tuple[str, tuple[float, float] | None], ...]  # per graph edge: (SVG path, label spot)
+
+
+class GraphvizMissing(RuntimeError):
+    """Graphviz's `dot` is not installed (Debian: `apt-get install graphviz`)."""
+
+
+_DPI = 72.0  # Graphviz's points per inch: plain output is in inches
+
+
+def layout(graph: StateGraph) -> Layout:
+    """Lays the graph out with Graphviz's `dot` (ranked top to bottom, edges routed around boxes) and
+    reads the placement back from its `plain` output. Nodes are named n0, n1... so that no state
+    name needs quoting; terminal states (Succeed, Fail) share the bottom rank, as the console draws them."""
+    import graphviz
+
+    names = list(graph.states)
+    ids = {name: f"n{index}" for index, name in enumerate(names)}
+    dot = graphviz.Digraph("statemachine", engine="dot")
+    dot.attr(rankdir="TB", nodesep="0.45", ranksep="0.5", splines="spline")
+    dot.attr("node", shape="box", fixedsize="true", width=number(_BOX_W / _DPI), height=number(_BOX_H / _DPI))
+    dot.attr("edge", fontsize="9", fontname="Helvetica")
+    for name in names:
+        dot.node(ids[name], label="")
+    terminal = [ids[name] for name, kind in graph.states.items() if kind in ("Succeed", "Fail")]
+    if terminal:
+        with dot.subgraph() as bottom:
+            bottom.attr(rank="sink")
+            for node in terminal:
+                bottom.node(node)
+    for edge in graph.edges:
+        dot.edge(ids[edge.source], ids[edge.target], label=edge.label or None)
+    try:
+        plain = dot.pipe(format="plain", encoding="utf-8")
+    except graphviz.ExecutableNotFound as error:
+        raise GraphvizMissing(
+            "the state machine is laid out by Graphviz's dot, which is not installed "
+            "(Debian: apt-get install graphviz)"
+        ) from error
+    return _read_plain(plain, ids, graph)
+
+
+def _read_plain(plain: str, ids: Mapping[str, str], graph: StateGraph) -> Layout:
+    names = {node: name for name, node in ids.items()}
+    boxes: dict[str, tuple[float, float, float, float]] = {}
+    edges: list[tuple[str, tuple[float, float] | None]] = []
+    height = width = 0.0
+
+    def at(x: str, y: str) -> tuple[float, float]:
+        return float(x) * _DPI + _MARGIN, (height - float(y)) * _DPI + _MARGIN
+
+    for line in plain.splitlines():
+        fields = shlex.split(line)
+        if not fields:
+            continue
+        if fields[0] == "graph":
+            width, height = float(fields[2]), float(fields[3])
+        elif fields[0] == "node":
+            x, y = at(fields[2], fields[3])
+            boxes[names[fields[1]]] = (x, y, float(fields[4]) * _DPI, float(fields[5]) * _DPI)
+        elif fields[0] == "edge":
+            count = int(fields[3])
+            points = [at(fields[4 + 2 * i], fields[5 + 2 * i]) for i in range(count)]
+            rest = fields[4 + 2 * count :]
+            label = at(rest[1], rest[2]) if len(rest) > 3 else None
+            path = f"M {number(points[0][0])} {number(points[0][1])}"
+            for index in range(1, len(points) - 2, 3):
+                (ax, ay), (bx, by), (cx, cy) = points[index : index + 3]
+                path += f" C {number(ax)} {number(ay)} {number(bx)} {number(by)} {number(cx)} {number(cy)}"
+            edges.append((path, label))
+    if len(edges) != len(graph.edges) or set(boxes) != set(graph.states):
+        raise RuntimeError("Graphviz's plain output does not match the graph it was given")
+    return Layout(width * _DPI + 2 * _MARGIN, height * _DPI + 2 * _MARGIN, boxes, tuple(edges))
 
 
 def render_svg(asl: Mapping[str, Any], statuses: Mapping[str, str], title: str = "State machine") -> str:
     """The SVG picture; each state's <g> carries `data-state` and `data-status` for tools and tests."""
     graph = state_graph(asl)
-    layers = _layers(graph)
-    widest = max(len(layer) for layer in layers)
-    width = 2 * _MARGIN + widest * _BOX_W + (widest - 1) * _GAP_X + 140  # room for back edges
-    height = 2 * _MARGIN + len(layers) * _BOX_H + (len(layers) - 1) * _GAP_Y + 40  # and the legend
-    centre: dict[str, tuple[float, float]] = {}
-    for row, layer in enumerate(layers):
-        row_width = len(layer) * _BOX_W + (len(layer) - 1) * _GAP_X
-        left = (width - 140 - row_width) / 2
-        for column, name in enumerate(layer):
-            x = left + column * (_BOX_W + _GAP_X) + _BOX_W / 2
-            y = _MARGIN + row * (_BOX_H + _GAP_Y) + _BOX_H / 2
-            centre[name] = (x, y)
+    placed = layout(graph)
+    width = max(placed.width, 2 * _MARGIN + 5 * 110)  # the legend's room
+    height = placed.height + 40  # and its row
     body = [
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
         'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#546e7a"/></marker></defs>'
     ]
-    for edge in graph.edges:
-        body.append(_edge(edge, centre, width))
+    for edge, (path, label_at) in zip(graph.edges, placed.edges, strict=True):
+        body.append(_edge(edge, path, label_at))
     for name, state_type in graph.states.items():
-        body.append(_box(name, state_type, statuses.get(name, "not_reached"), centre[name]))
+        body.append(_box(name, state_type, statuses.get(name, "not_reached"), placed.boxes[name]))
     body.append(_legend(height - 22))
     return document(width, height, body, title)
 
 
-def _edge(edge: Edge, centre: Mapping[str, tuple[float, float]], width: float) -> str:
-    (x1, y1), (x2, y2) = centre[edge.source], centre[edge.target]
+def notice_svg(message: str, title: str = "State machine") -> str:
+    """A picture that says why the state machine could not be drawn (e.g. Graphviz is missing)."""
+    return document(760, 60, [element("text", {"x": _MARGIN, "y": 34, "font-size": 13}, message)], title)
+
+
+def _edge(edge: Edge, path: str, label_at: tuple[float, float] | None) -> str:
     colour = EDGE_COLOURS[edge.kind]
     dash = {"stroke-dasharray": "5,4"} if edge.kind == "catch" else {}
-    if y2 > y1:  # downwards: bottom of the source to the top of the target
-        start, end = (x1, y1 + _BOX_H / 2), (x2, y2 - _BOX_H / 2)
-        middle = (start[1] + end[1]) / 2
-        path = (
-            f"M {number(start[0])} {number(start[1])} C {number(start[0])} {number(middle)} "
-            f"{number(end[0])} {number(middle)} {number(end[0])} {number(end[1])}"
-        )
-        label_at = ((start[0] + end[0]) / 2, middle)
-    else:  # a loop back or a sideways step: around the right side of the picture
-        side = width - 70
-        start, end = (x1 + _BOX_W / 2, y1), (x2 + _BOX_W / 2, y2)
-        path = (
-            f"M {number(start[0])} {number(start[1])} C {number(side)} {number(start[1])} "
-            f"{number(side)} {number(end[1])} {number(end[0])} {number(end[1])}"
-        )
-        label_at = (side - 30, (start[1] + end[1]) / 2)
     parts = [
-        f'<g class="edge" data-source="{edge.source}" data-target="{edge.target}" data-kind="{edge.kind}">',
+        f'<g class="edge" data-source={quoteattr(edge.source)} data-target={quoteattr(edge.target)} '
+        f'data-kind="{edge.kind}">',
         element(
             "path",
             {
@@ -206,7 +247,7 @@ def _edge(edge: Edge, centre: Mapping[str, tuple[float, float]], width: float) -
             },
         ),
     ]
-    if edge.label:
+    if edge.label and label_at is not None:
         parts.append(
             element(
                 "text",
@@ -218,20 +259,21 @@ def _edge(edge: Edge, centre: Mapping[str, tuple[float, float]], width: float) -
     return "".join(parts)
 
 
-def _box(name: str, state_type: str, status: str, at: tuple[float, float]) -> str:
+def _box(name: str, state_type: str, status: str, placed: tuple[float, float, float, float]) -> str:
     fill, stroke = COLOURS.get(status, COLOURS["not_reached"])
-    x, y = at[0] - _BOX_W / 2, at[1] - _BOX_H / 2
+    at = placed[:2]
+    x, y = at[0] - placed[2] / 2, at[1] - placed[3] / 2
     rounded = 18.0 if state_type in ("Succeed", "Fail") else 6.0
     return "".join(
         [
-            f'<g class="state" data-state="{name}" data-status="{status}" data-type="{state_type}">',
+            f'<g class="state" data-state={quoteattr(name)} data-status="{status}" data-type="{state_type}">',
             element(
                 "rect",
                 {
                     "x": x,
                     "y": y,
-                    "width": _BOX_W,
-                    "height": _BOX_H,
+                    "width": placed[2],
+                    "height": placed[3],
                     "rx": rounded,
                     "fill": fill,
                     "stroke": stroke,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.metrics import final_metrics, loss_curve_svg, loss_points, parse_metric_lines
-from harness.report.statemachine import render_svg, state_statuses
+from harness.report.statemachine import GraphvizMissing, notice_svg, render_svg, state_statuses
 from harness.report.timeline import timeline_rows, timeline_svg
 
 
@@ -51,9 +51,11 @@ def write_report(folder: Path, report: RunReport) -> Path:
         title = (
             f"State machine path: {report.execution_arn}" if report.execution_arn else "State machine path"
         )
-        (folder / "statemachine.svg").write_text(
-            render_svg(report.state_machine, statuses, title), encoding="utf-8"
-        )
+        try:
+            picture = render_svg(report.state_machine, statuses, title)
+        except GraphvizMissing as error:  # the report stays whole; the picture says what is missing
+            picture = notice_svg(str(error), title)
+        (folder / "statemachine.svg").write_text(picture, encoding="utf-8")
     (folder / "loss.svg").write_text(loss_curve_svg(points), encoding="utf-8")
     (folder / "timeline.svg").write_text(timeline_svg(report.pipeline), encoding="utf-8")
     timeline = [row.__dict__ for row in rows]

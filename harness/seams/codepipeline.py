@@ -15,6 +15,20 @@ reports. Job statuses follow AWS: Created (queued for a poller) → Dispatched
 A success with a continuationToken ends that job; the runner starts the next job of the same action
 with the token in `data.continuationToken`, as CodePipeline does.
 
+PutApprovalResult (absent from moto 5.2.5) decides a manual approval as the console and `aws codepipeline
+put-approval-result` do: a waiting approval action opens an entry on the backend's `ApprovalBoard`
+(`EmulatorApprovalBoard`, the runner's side) with a token; GetPipelineState shows that token in the
+action's `latestExecution.token` while it waits; PutApprovalResult checks pipeline, stage, action and
+token and hands the decision to the waiting action. Its errors follow the API reference
+(PutApprovalResult, "Errors"): PipelineNotFoundException, StageNotFoundException, ActionNotFoundException,
+InvalidApprovalTokenException (a token that is not the open request's), ApprovalAlreadyCompletedException
+(the request was already answered), ValidationException (a bad result status or summary).
+
+ListPipelineExecutions: moto's lists only pipelines made through its own CreatePipeline, and its
+CloudFormation skips AWS::CodePipeline::Pipeline (docs/FACTS.md); this seam answers from the
+runner's executions (the backend's `PipelineStates`), newest first, for the pipelines the runner runs,
+and leaves the others to moto's own method (`REPLACED`).
+
 GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs, the
 `PipelineStates` held by the same backend (`harness.context.states_in_backend`; the runner
 publishes there through its `state_listener`):
@@ -30,7 +44,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +96,42 @@ class PipelineNotFoundException(JsonRESTError):
     def __init__(self, name: str) -> None:
         message = f"The account does not include a pipeline with the name {name}"
         super().__init__("PipelineNotFoundException", message)
+
+
+class StageNotFoundException(JsonRESTError):
+    code = 400
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            "StageNotFoundException",
+            f"The stage {name} was specified in an invalid format or cannot be found",
+        )
+
+
+class ActionNotFoundException(JsonRESTError):
+    code = 400
+
+    def __init__(self, name: str) -> None:
+        super().__init__("ActionNotFoundException", f"The action {name} cannot be found")
+
+
+class InvalidApprovalTokenException(JsonRESTError):
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "InvalidApprovalTokenException",
+            "The approval request already received a response or has expired.",
+        )
+
+
+class ApprovalAlreadyCompletedException(JsonRESTError):
+    code = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ApprovalAlreadyCompletedException", "The approval action has already been approved or rejected."
+        )
 
 
 class ValidationException(JsonRESTError):
@@ -207,6 +257,92 @@ def job_store(account_id: str, region: str) -> JobStore:
             store = JobStore()
             setattr(backend, "harness_jobs", store)  # noqa: B010  (moto's class declares no such attribute)
     return store
+
+
+# -- manual approvals: the runner's waiting actions, answered by PutApprovalResult --------------------
+APPROVAL_STATUSES = ("Approved", "Rejected")
+SUMMARY_MAX = 512  # ApprovalResult.summary: length 0-512 (API reference, ApprovalResult)
+
+
+@dataclass
+class OpenApproval:
+    pipeline: str
+    stage: str
+    action: str
+    token: str
+    decide: Callable[[bool, str, str], None]  # (approved, summary, who) -> the waiting action
+
+
+class ApprovalBoard:
+    """The open approval requests of one account and region, and the tokens of answered ones."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, OpenApproval] = {}
+        self._answered: set[str] = set()
+        self._lock = threading.Lock()
+
+    def open(self, approval: OpenApproval) -> None:
+        with self._lock:
+            self._open[approval.token] = approval
+
+    def close(self, token: str) -> None:
+        with self._lock:
+            if self._open.pop(token, None) is not None:
+                self._answered.add(token)
+
+    def tokens(self, pipeline: str) -> dict[tuple[str, str], str]:
+        """(stage, action) -> token of each open request of `pipeline`."""
+        with self._lock:
+            return {(a.stage, a.action): a.token for a in self._open.values() if a.pipeline == pipeline}
+
+    def answer(
+        self, pipeline: str, stage: str, action: str, token: str, approved: bool, summary: str, who: str
+    ) -> None:
+        with self._lock:
+            approval = self._open.get(token)
+            if approval is None or (approval.pipeline, approval.stage, approval.action) != (
+                pipeline,
+                stage,
+                action,
+            ):
+                if token in self._answered:
+                    raise ApprovalAlreadyCompletedException()
+                raise InvalidApprovalTokenException()
+            del self._open[token]
+            self._answered.add(token)
+        approval.decide(approved, summary, who)
+
+
+def approval_board(account_id: str, region: str) -> ApprovalBoard:
+    """The approval board held by moto's CodePipeline backend for this account and region."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    backend = codepipeline_backends[account_id][region]
+    with _stores_lock:
+        board = getattr(backend, "harness_approvals", None)
+        if not isinstance(board, ApprovalBoard):
+            board = ApprovalBoard()
+            setattr(backend, "harness_approvals", board)  # noqa: B010  (moto's class declares no such attribute)
+    return board
+
+
+class EmulatorApprovalBoard:
+    """The runner's side (`harness.pipeline.approval.ApprovalBoard`): a waiting approval action opens
+    its request here, and PutApprovalResult's decision reaches it through `decide`."""
+
+    def __init__(self, account_id: str, region: str) -> None:
+        self._account_id = account_id
+        self._region = region
+
+    def open(
+        self, pipeline: str, stage: str, action: str, token: str, decide: Callable[[bool, str, str], None]
+    ) -> None:
+        approval_board(self._account_id, self._region).open(
+            OpenApproval(pipeline, stage, action, token, decide)
+        )
+
+    def close(self, token: str) -> None:
+        approval_board(self._account_id, self._region).close(token)
 
 
 # -- the Python API for the pipeline runner -----------------------------------------------------------
@@ -390,17 +526,68 @@ def get_pipeline_state(self: Any) -> str:
     state = states_in_backend(self.current_account, self.region).get(self.current_account, self.region, name)
     if state is None:
         raise PipelineNotFoundException(name)
+    tokens = approval_board(self.current_account, self.region).tokens(name)
+    for stage in state["stageStates"]:
+        for action in stage["actionStates"]:
+            token = tokens.get((stage["stageName"], action["actionName"]))
+            latest = action.get("latestExecution")
+            if token is not None and isinstance(latest, dict) and latest.get("status") == "InProgress":
+                latest["token"] = token  # an open approval request's token, as GetPipelineState shows it
     return json.dumps(state)
+
+
+def put_approval_result(self: Any) -> str:
+    pipeline = str(_required(self, "pipelineName"))
+    stage_name = str(_required(self, "stageName"))
+    action_name = str(_required(self, "actionName"))
+    token = str(_required(self, "token"))
+    result = _required(self, "result")
+    status = result.get("status") if isinstance(result, dict) else None
+    summary = result.get("summary", "") if isinstance(result, dict) else ""
+    if status not in APPROVAL_STATUSES:
+        raise ValidationException(f"result.status must be one of {list(APPROVAL_STATUSES)}")
+    if not isinstance(summary, str) or len(summary) > SUMMARY_MAX:
+        raise ValidationException(f"result.summary must be text of at most {SUMMARY_MAX} characters")
+    states = states_in_backend(self.current_account, self.region)
+    state = states.get(self.current_account, self.region, pipeline)
+    if state is None:
+        raise PipelineNotFoundException(pipeline)
+    stage = next((s for s in state["stageStates"] if s["stageName"] == stage_name), None)
+    if stage is None:
+        raise StageNotFoundException(stage_name)
+    if not any(a["actionName"] == action_name for a in stage["actionStates"]):
+        raise ActionNotFoundException(action_name)
+    who = self.headers.get("x-mlops-approver") or "console"
+    approval_board(self.current_account, self.region).answer(
+        pipeline, stage_name, action_name, token, status == "Approved", summary, str(who)
+    )
+    return json.dumps({"approvedAt": time.time()})
+
+
+def list_pipeline_executions(self: Any) -> str:
+    name = str(_required(self, "pipelineName"))
+    executions = states_in_backend(self.current_account, self.region).executions(
+        self.current_account, self.region, name
+    )
+    if executions is None:
+        return str(_MOTO_METHODS["list_pipeline_executions"](self))
+    limit = int(self._get_param("maxResults") or 100)
+    return json.dumps({"pipelineExecutionSummaries": executions[:limit]})
 
 
 API_METHODS = {
     "get_pipeline_state": get_pipeline_state,
+    "put_approval_result": put_approval_result,
     "poll_for_jobs": poll_for_jobs,
     "acknowledge_job": acknowledge_job,
     "get_job_details": get_job_details,
     "put_job_success_result": put_job_success_result,
     "put_job_failure_result": put_job_failure_result,
 }
+
+# moto implements these for its own pipelines only; the seam's method falls back to moto's.
+REPLACED = {"list_pipeline_executions": list_pipeline_executions}
+_MOTO_METHODS: dict[str, Any] = {}
 
 
 def install() -> None:
@@ -417,4 +604,11 @@ def install() -> None:
             raise RuntimeError(
                 f"moto now implements CodePipeline {name}: drop it from harness/seams/codepipeline.py"
             )
+        setattr(responses.CodePipelineResponse, name, method)
+    for name, method in REPLACED.items():
+        existing = getattr(responses.CodePipelineResponse, name, None)
+        if existing is None:
+            raise RuntimeError(f"moto no longer has CodePipeline {name}: move it to API_METHODS")
+        if existing is not method:
+            _MOTO_METHODS[name] = existing
         setattr(responses.CodePipelineResponse, name, method)

@@ -71,10 +71,11 @@ def test_the_trigger_command_says_when_no_stack_runs(tmp_path: Path) -> None:
     assert "no local stack runs" in done.stderr
 
 
-def test_approve_without_a_waiting_approval_fails_clearly(tmp_path: Path) -> None:
+def test_approve_without_a_running_stack_fails_clearly(tmp_path: Path) -> None:
+    """`mlops approve` calls PutApprovalResult on the running stack's emulator: none runs here."""
     done = subprocess.run(
         [str(MLOPS), "approve", "--work-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 1
-    assert "0 approvals are waiting" in done.stderr
+    assert "no local stack runs" in done.stderr

@@ -8,6 +8,7 @@ approval is decided by the real `mlops approve` / `mlops reject` commands in ano
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness.api_client import call_api
+from harness.control import StackInfo
 from harness.flow import LocalFlow
 from harness.flow_model import FlowOptions, FlowSummary, Query
 from harness.inputs import training_and_queries
@@ -77,6 +79,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         work_dir=root / "work", runtime="process", approval="wait", source=source, report_dir=root / "report"
     )
     with LocalFlow(options, lines.append) as flow:
+        # `mlops approve` finds the stack's emulator (PutApprovalResult) through the control channel.
+        flow.control.announce(StackInfo(os.getpid(), flow.stack.endpoint_url, None, None, time.time()))
         training, queries = training_and_queries(None, None, 5)
         flow.put_data(training)
         yield Stack(flow, source, queries, lines)

@@ -170,3 +170,23 @@ def test_a_real_history_from_the_emulators_step_functions() -> None:
         "GiveUp": "failed",
         "Done": "not_reached",
     }
+
+
+def test_without_graphviz_the_report_says_so(monkeypatch: Any) -> None:
+    """Where `dot` is not installed, render_svg raises GraphvizMissing (the writer draws a notice)."""
+    import graphviz
+
+    from harness.report.statemachine import GraphvizMissing, notice_svg
+
+    def missing(*args: Any, **kwargs: Any) -> str:
+        raise graphviz.ExecutableNotFound(["dot"])
+
+    monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
+    asl = json.loads(ASL_PATH.read_text())
+    try:
+        render_svg(asl, {})
+    except GraphvizMissing as error:
+        assert "apt-get install graphviz" in str(error)
+        assert "apt-get install graphviz" in notice_svg(str(error))
+    else:
+        raise AssertionError("render_svg drew without dot")
