@@ -71,7 +71,7 @@ def test_batched_decoding_gives_each_querys_own_greedy_tokens(
     """One padded batch (left padding, masked, per-row positions, the KV cache) equals each query alone."""
     generator = onnx_predictor.generator
     # Prompts of many lengths, among them one cut to the longest prompt the model takes.
-    queries = [example.query for example in clinc10[2][::7]][:40] + ["hi", "x " * 400]
+    queries = [*[example.query for example in clinc10[2][::7]][:40], "hi", "x " * 400]
     prompts = [onnx_predictor.codec.prompt_ids(query) for query in queries]
     assert len({len(prompt) for prompt in prompts}) > 10
     budget = onnx_predictor.max_new_tokens_limit
