@@ -129,12 +129,15 @@ class ServingSettings:
         return max(1, cpu_count() // self.workers)
 
 
-def serving_settings(environ: Mapping[str, str] | None = None) -> ServingSettings:
-    """`SAGEMAKER_MODEL_SERVER_WORKERS`, `BYOC_BATCHING` and `BYOC_BATCH_WAIT_MS`, validated."""
+def serving_settings(
+    environ: Mapping[str, str] | None = None, default_workers: int | None = None
+) -> ServingSettings:
+    """`SAGEMAKER_MODEL_SERVER_WORKERS` (else `default_workers`, else the core count), `BYOC_BATCHING` and
+    `BYOC_BATCH_WAIT_MS`, validated."""
     env = os.environ if environ is None else environ
     raw_workers = env.get(WORKERS_ENV, "").strip()
     if not raw_workers:
-        workers = cpu_count()
+        workers = default_workers or cpu_count()
     else:
         try:
             workers = int(raw_workers)

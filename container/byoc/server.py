@@ -5,8 +5,9 @@
   A model that cannot be loaded ends the process with exit code 1 (SageMaker then fails the endpoint
   with the logged reason instead of waiting for pings that never succeed).
 - Workers: `SAGEMAKER_MODEL_SERVER_WORKERS` processes (the variable SageMaker's inference toolkits read;
-  default one per core), forked after the socket is bound, all accepting on it. One worker runs in the
-  process itself. onnxruntime gets cores / workers threads in each, so that workers do not fight.
+  default one per core, one for the torch back end), forked after the socket is bound, all accepting
+  on it. One worker runs in the process itself. onnxruntime gets cores / workers threads in each, so
+  that workers do not fight.
 - `POST /invocations`: the wire format and its limits are `byoc.invocations`; the concurrent requests of
   a worker are decoded together (`byoc.batching`, `BYOC_BATCHING=off` turns it off). Bad requests are 4xx
   with a JSON body `{"error": message, "status": code}`; a failing model is 500 with the same shape.
@@ -55,7 +56,7 @@ from byoc.batching import Batcher, ModelFailure
 from byoc.environment import ServingSettings
 from byoc.errors import UserError
 from byoc.invocations import InvocationError
-from byoc.predictor import Predictor, load_predictor
+from byoc.predictor import Predictor, load_predictor, resolve_backend
 
 LOG: Final = logging.getLogger("byoc.serve")
 CUSTOM_ATTRIBUTES_HEADER: Final = "x-amzn-sagemaker-custom-attributes"
@@ -541,10 +542,24 @@ def _log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
 def main() -> int:
     """The `serve` executable: the model in `/opt/ml/model` (or under `SAGEMAKER_BASE_DIR`)."""
     configure_logging()
+    model_dir = environment.paths().model_dir
     try:
         port = environment.port()
-        settings = environment.serving_settings()
+        settings = environment.serving_settings(default_workers=_default_workers(model_dir))
     except UserError as error:
         _log_event("bad_configuration", logging.ERROR, error=str(error))
         return 2
-    return serve(environment.paths().model_dir, port, settings=settings)
+    return serve(model_dir, port, settings=settings)
+
+
+def _default_workers(model_dir: Path) -> int | None:
+    """One worker for the torch back end, else None (one per core).
+
+    torch already spreads one generation over every core and holds a lock around it, so more processes
+    would only multiply its memory and its import time (tens of seconds on a busy machine).
+    """
+    try:
+        backend = resolve_backend(model_dir)
+    except ValueError:  # an unknown backend: the loader reports it as the reason the model cannot load
+        return None
+    return 1 if backend == "torch" else None

@@ -322,4 +322,4 @@ def test_onnx_by_default_and_torch_by_choice_give_the_same_answers(
         assert with_torch.status_code == 200, with_torch.text
         assert with_torch.json() == server.invoke_json({"inputs": queries}).json()
         loaded = [r for r in process.log_records() if r["event"] == "model_loaded"]
-        assert len(loaded) == cpu_count() and {r["backend"] for r in loaded} == {"torch"}
+        assert [r["backend"] for r in loaded] == ["torch"]  # torch spreads over the cores itself: 1 worker
