@@ -39,6 +39,7 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the harness and the tests' helpers, when run as a script
 QUERY = "what is the weather like tomorrow"
 LUA = """
 wrk.method = "POST"
@@ -182,7 +183,7 @@ _LATENCY = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, seconds: float, script: Path, key: str | None) -> Row:
+def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, script: Path, key: str | None) -> Row:
     threads = max(1, min(2, concurrency // 64 or 1))
     command = [
         wrk,
@@ -193,6 +194,8 @@ def run_wrk(wrk: str, url: str, concurrency: int, seconds: float, script: Path, 
         "-d",
         f"{seconds}s",
         "--latency",
+        "--timeout",
+        "60s",  # SageMaker's invocation timeout: a slower answer is an error
         "-s",
         str(script),
     ]
@@ -215,7 +218,7 @@ def main() -> int:
     parser.add_argument(
         "--model-dir", type=Path, help="a trained model folder (default: train the tiny preset)"
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per concurrency level")
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per concurrency level")
     parser.add_argument("--levels", default="1,4,16,64,256", help="concurrency levels")
     parser.add_argument("--baseline-ref", default="main", help="the git ref of today's server")
     parser.add_argument("--variants", action="store_true", help="also run the new server with batching off")

@@ -4,8 +4,10 @@
 default; `BYOC_BATCHING=off` turns it off) the requests wait in a queue; one runner takes the oldest
 request and every request that arrived within `BYOC_BATCH_WAIT_MS` (default 2 ms) of it, up to
 `MAX_BATCH_QUERIES` queries with the same `max_new_tokens`, and calls the predictor once on a thread of
-its own while the next requests queue up. The onnx predictor decodes such a call as one padded batch
-with the KV cache (see `byoc.onnx_inference`), and its greedy tokens are those of each query alone.
+its own while the next requests queue up (those become the next batch). The wait is skipped for a lone
+request after a lone request, so that one client alone never pays it. The onnx predictor decodes such
+a call as one padded batch with the KV cache (see `byoc.onnx_inference`), and its greedy tokens are
+those of each query alone.
 
 A merged call that fails is retried one request at a time, so that a bad query or a model error is
 answered to the request that caused it and never to its neighbours. With batching off each request
@@ -55,6 +57,7 @@ class Batcher:
         self._pending: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._last_batch_size = 0
         # One model call at a time when batching: onnxruntime already spreads a call over the cores.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="batch") if enabled else None
 
@@ -81,9 +84,12 @@ class Batcher:
             if not self._pending:
                 continue
             waited = loop.time() - self._pending[0].arrived
-            if waited < self.wait_s and self._queued_queries() < self.max_queries:
+            # A lone client is not made to wait: the wait is for load, when the last batch was shared.
+            shared = self._last_batch_size > 1 or len(self._pending) > 1
+            if shared and waited < self.wait_s and self._queued_queries() < self.max_queries:
                 await asyncio.sleep(self.wait_s - waited)
             batch = self._take()
+            self._last_batch_size = len(batch)
             if self._pending:
                 self._wakeup.set()
             try:
