@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -169,7 +169,7 @@ def through_gateway(server_url: str) -> Iterator[tuple[str, str]]:
             emulator.client("apigateway").get_api_key(apiKey=outputs["KeyId"], includeValue=True)["value"]
         )
         with ApiGateway(emulator.endpoint_url) as gateway:
-            url = f"{gateway.base_url(outputs['ApiId'], 'v1')}/items/bench"
+            url = f"{gateway.base_url(outputs['ApiId'], 'v1')}/items"
             for _ in range(10):
                 answer = requests.post(
                     url, data=json.dumps({"inputs": QUERY}), headers={"x-api-key": key}, timeout=30
@@ -239,18 +239,22 @@ def main() -> int:
         ]
         if args.variants:
             servers.append(("new, batching off", REPO / "container", {"BYOC_BATCHING": "off"}))
-        for name, container, env in servers:
-            with serve_process(container, model_dir, work, env) as url:
-                for level in levels:
+        with ExitStack() as stack:
+            # All servers run at once and take turns at each level, so that a change in the machine's
+            # other load hits them alike.
+            urls = {
+                name: stack.enter_context(serve_process(c, model_dir, work, env)) for name, c, env in servers
+            }
+            gateway = None if args.no_gateway else stack.enter_context(through_gateway(urls["new"]))
+            for level in levels:
+                for name, url in urls.items():
                     row = run_wrk(wrk, f"{url}/invocations", level, args.seconds, script, None)
                     rows.append(replace(row, server=name))
-                    print_row(rows[-1], rows)
-                if name == "new" and not args.no_gateway:
-                    with through_gateway(url) as (gateway_url, key):
-                        for level in levels:
-                            row = run_wrk(wrk, gateway_url, level, args.seconds, script, key)
-                            rows.append(replace(row, server="new via API Gateway"))
-                            print_row(rows[-1], rows)
+                    print_row(rows[-1])
+                if gateway is not None:
+                    row = run_wrk(wrk, gateway[0], level, args.seconds, script, gateway[1])
+                    rows.append(replace(row, server="new via API Gateway"))
+                    print_row(rows[-1])
     print()
     print_table(rows)
     if args.json:
@@ -258,7 +262,7 @@ def main() -> int:
     return 0
 
 
-def print_row(row: Row, rows: list[Row]) -> None:
+def print_row(row: Row) -> None:
     print(
         f"  {row.server:<24} c={row.concurrency:<4} {row.qps:8.1f} q/s  p50 {row.p50_ms:7.2f} ms  "
         f"p99 {row.p99_ms:8.2f} ms  errors {row.errors}",

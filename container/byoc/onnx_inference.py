@@ -75,6 +75,8 @@ class OnnxGreedyGenerator:
         if threads is not None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Idle pool threads that spin take the cores from the server's event loop and other workers.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
