@@ -137,6 +137,7 @@ class Answer:
         self.content_type = content_type
         self.attributes = attributes
         self.close = False
+        self.allow: str | None = None  # the `Allow` header of a 405
         self.log_fields: dict[str, Any] = {}
 
 
@@ -202,9 +203,13 @@ class InvocationApp:
                 },
             )
         if path == "/invocations":
-            return _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST for /invocations")
+            answer = _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST for /invocations")
+            answer.allow = "POST"
+            return answer
         if path in ("/ping", "/execution-parameters"):
-            return _error(HTTPStatus.METHOD_NOT_ALLOWED, f"use GET for {path}")
+            answer = _error(HTTPStatus.METHOD_NOT_ALLOWED, f"use GET for {path}")
+            answer.allow = "GET"
+            return answer
         return _error(HTTPStatus.NOT_FOUND, f"no route {path!r}")
 
     async def _invocations(self, headers: dict[str, str], receive: Receive) -> Answer | None:
@@ -245,6 +250,8 @@ class InvocationApp:
         ]
         if answer.attributes is not None:
             head.append((CUSTOM_ATTRIBUTES_HEADER.encode("ascii"), answer.attributes.encode("ascii")))
+        if answer.allow is not None:
+            head.append((b"allow", answer.allow.encode("ascii")))
         if answer.close or self.draining.is_set():
             head.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": int(answer.status), "headers": head})

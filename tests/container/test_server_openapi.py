@@ -16,6 +16,7 @@ import requests
 import schemathesis
 from byoc.predictor import load_predictor
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from tests.container.conftest import TrainedModel
 from tests.container.serving import ServeProcess, serving
@@ -48,8 +49,18 @@ def session() -> Iterator[requests.Session]:
 def test_every_answer_is_documented_and_none_is_a_5xx(
     case: schemathesis.Case, server: ServeProcess, session: requests.Session, token_limit: int
 ) -> None:
-    response = case.call_and_validate(base_url=server.url, session=session, timeout=60)
-    if case.operation.path == "/invocations" and case.media_type == "application/json":
+    # The server accepts more than the document enumerates (any Accept with quality values, any
+    # max_new_tokens up to the model's own limit), so a request outside the schema may well get a 200,
+    # and one inside it a 400 for a token count above this model's limit: both acceptance checks are off.
+    response = case.call_and_validate(
+        base_url=server.url,
+        session=session,
+        timeout=60,
+        excluded_checks=[negative_data_rejection, positive_data_acceptance],
+    )
+    headers = case.headers or {}
+    custom = any(name.lower() == "x-amzn-sagemaker-custom-attributes" for name in headers)
+    if case.operation.path == "/invocations" and case.media_type == "application/json" and not custom:
         # A request the schema calls valid is valid, unless its token count is above this model's limit.
         body = case.body if isinstance(case.body, dict) else {}
         tokens = (body.get("parameters") or {}).get("max_new_tokens")
