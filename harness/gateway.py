@@ -1,9 +1,10 @@
 """The local API Gateway: REST APIs stored in the emulator, served over HTTP on a loopback port.
 
 moto stores API Gateway's resources, methods, integrations, keys and usage plans but serves none of
-them (AWS_PROXY is not implemented). `ApiGateway` is a ThreadingHTTPServer that reads that state from
-moto's backend on every request (so a stack update is seen at once) and does what API Gateway's
-edge does for a REST API with Lambda proxy integrations:
+them (AWS_PROXY is not implemented). `ApiGateway` serves HTTP with uvicorn (the model server's own
+stack, in a background thread: keep-alive, TCP_NODELAY, no thread per connection) and its pure core
+`handle` reads that state from moto's backend on every request (so a stack update is seen at once) and
+does what API Gateway's edge does for a REST API with Lambda proxy integrations:
 
 URL scheme (the harness's choice): `http://127.0.0.1:PORT/{api_id}/{stage}/{path}` stands for the
 invoke URL `https://{api_id}.execute-api.{region}.amazonaws.com/{stage}/{path}`; `local_url()` maps
@@ -28,26 +29,30 @@ Per request, in AWS's order and with AWS's answers:
 - the Lambda's proxy response (statusCode, headers, multiValueHeaders, body, isBase64Encoded) is the
   HTTP answer; a function error or a malformed response is 502 `{"message": "Internal server error"}`.
 Not modelled: authorizers and IAM auth (500 naming the type), usage plan quotas, non-proxy integrations,
-binary media types (a non-UTF-8 body reaches the Lambda base64-encoded).
+binary media types (a non-UTF-8 body reaches the Lambda base64-encoded). Header names reach the Lambda
+lower-cased (as HTTP/2 clients send them to API Gateway; the transport does not keep the sent case).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+import uvicorn
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
@@ -58,6 +63,8 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 MAX_SYNC_INVOKE_BYTES = 6_291_456
 INTEGRATION_TIMEOUT_S = 29.0
+# Requests answered at once (each waits on its Lambda in a thread); more wait for a free thread.
+CONCURRENT_REQUESTS = 64
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
 _INVOKE_URL = re.compile(
     r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com/(?P<rest>.*)$"
@@ -195,40 +202,66 @@ class ApiGateway:
             endpoint_url=emulator_endpoint,
             config=Config(retries={"max_attempts": 1}, read_timeout=integration_timeout_s, connect_timeout=5),
         )
-        self._server: ThreadingHTTPServer | None = None
+        self._server: uvicorn.Server | None = None
+        self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._buckets: dict[tuple[str, ...], TokenBucket] = {}
         self._buckets_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._socket is None:
             raise RuntimeError("the gateway is not started")
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     def start(self) -> ApiGateway:
         if self._server is not None:
             raise RuntimeError("the gateway already runs")
-        gateway = self
-
-        class Handler(_Handler):
-            owner = gateway
-
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms stall on keep-alive
+        sock.bind((self._host, self._port))
+        sock.listen(2048)
+        self._executor = ThreadPoolExecutor(CONCURRENT_REQUESTS, thread_name_prefix="api-gateway")
+        config = uvicorn.Config(
+            _GatewayApp(self.handle, self._executor),
+            http="h11",
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            backlog=2048,
+        )
+        server = uvicorn.Server(config)
+        self._server, self._socket = server, sock
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(server.serve(sockets=[sock])), name="api-gateway", daemon=True
+        )
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            self.stop()
+            raise RuntimeError("the gateway did not start")
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> ApiGateway:
         return self.start()
@@ -486,45 +519,55 @@ def proxy_answer(payload: bytes) -> GatewayAnswer:
     return GatewayAnswer(status, headers, raw)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: ApiGateway
-    protocol_version = "HTTP/1.1"
+Handle = Callable[[str, str, Mapping[str, list[str]], bytes], GatewayAnswer]
 
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_PAYLOAD_BYTES:
-            answer = TOO_LONG
-            left = length
-            while left > 0:  # drain the body so that the client reads the answer, not a reset
-                chunk = self.rfile.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                left -= len(chunk)
-            self.close_connection = True
+
+class _GatewayApp:
+    """The ASGI transport around `ApiGateway.handle`: reads the request, answers what `handle` says."""
+
+    def __init__(self, handle: Handle, executor: ThreadPoolExecutor) -> None:
+        self.handle = handle
+        self.executor = executor
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        method: str = scope["method"]
+        raw_path = scope["raw_path"].decode("latin-1") or scope["path"]
+        if scope["query_string"]:
+            raw_path += "?" + scope["query_string"].decode("latin-1")
+        headers: dict[str, list[str]] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        declared = (headers.get("content-length") or ["0"])[0]
+        close = False
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+            answer, close = TOO_LONG, True  # answered before the body is read; the connection then closes
         else:
-            body = self.rfile.read(length) if length else b""
-            headers: dict[str, list[str]] = {}
-            for name, value in self.headers.items():
-                headers.setdefault(name, []).append(value)
+            chunks: list[bytes] = []
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                more = bool(message.get("more_body", False))
             try:
-                answer = self.owner.handle(self.command, self.path, headers, body)
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(
+                    self.executor, self.handle, method, raw_path, headers, b"".join(chunks)
+                )
             except Exception:
-                logger.exception("gateway error for %s %s", self.command, self.path)
+                logger.exception("gateway error for %s %s", method, raw_path)
                 answer = _message(500, "Internal server error")
-        self.send_response(answer.status)
-        request_id = str(uuid.uuid4())
+        head: list[tuple[bytes, bytes]] = []
         for name, values in answer.headers.items():
             if name.lower() in ("content-length", "connection", "transfer-encoding"):
                 continue
-            for value in values:
-                self.send_header(name, value)
-        self.send_header("x-amzn-RequestId", request_id)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(answer.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("gateway: " + format, *args)
+            head.extend((name.encode("latin-1"), value.encode("latin-1")) for value in values)
+        head.append((b"x-amzn-RequestId", str(uuid.uuid4()).encode("ascii")))
+        head.append((b"content-length", str(len(answer.body)).encode("ascii")))
+        if close:
+            head.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": answer.status, "headers": head})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})

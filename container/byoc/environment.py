@@ -28,6 +28,17 @@ DEFAULT_PORT = 8080
 BACKEND_ENV = "BYOC_INFERENCE_BACKEND"
 """`onnx` or `torch`; unset means onnx when the model has an ONNX export, else torch."""
 
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+"""How many serving worker processes; unset means one per CPU core (the SageMaker toolkits' default)."""
+
+BATCHING_ENV = "BYOC_BATCHING"
+"""`on` (default) decodes the queries of concurrent requests together; `off` decodes each query alone."""
+
+BATCH_WAIT_ENV = "BYOC_BATCH_WAIT_MS"
+"""How long a worker waits for more requests to join a batch, in milliseconds (default 2, at most 100)."""
+DEFAULT_BATCH_WAIT_MS = 2.0
+MAX_BATCH_WAIT_MS = 100.0
+
 TRAINING_CHANNEL = "training"
 VALIDATION_CHANNEL = "validation"
 PRETRAINED_CHANNEL = "pretrained"
@@ -98,6 +109,53 @@ def port(environ: Mapping[str, str] | None = None) -> int:
     if not 1 <= value <= 65535:
         raise UserError(f"{PORT_ENV} must be between 1 and 65535, got {value}")
     return value
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How `serve` uses the instance: worker processes and batching."""
+
+    workers: int
+    batching: bool
+    batch_wait_s: float
+
+    @property
+    def threads_per_worker(self) -> int:
+        return max(1, cpu_count() // self.workers)
+
+
+def serving_settings(
+    environ: Mapping[str, str] | None = None, default_workers: int | None = None
+) -> ServingSettings:
+    """`SAGEMAKER_MODEL_SERVER_WORKERS` (else `default_workers`, else the core count), `BYOC_BATCHING` and
+    `BYOC_BATCH_WAIT_MS`, validated."""
+    env = os.environ if environ is None else environ
+    raw_workers = env.get(WORKERS_ENV, "").strip()
+    if not raw_workers:
+        workers = default_workers or cpu_count()
+    else:
+        try:
+            workers = int(raw_workers)
+        except ValueError:
+            raise UserError(f"{WORKERS_ENV} must be a whole number of workers, got {raw_workers!r}") from None
+        if not 1 <= workers <= 256:
+            raise UserError(f"{WORKERS_ENV} must be between 1 and 256, got {workers}")
+    raw_batching = env.get(BATCHING_ENV, "on").strip().lower() or "on"
+    if raw_batching not in ("on", "off"):
+        raise UserError(f"{BATCHING_ENV} must be on or off, got {raw_batching!r}")
+    raw_wait = env.get(BATCH_WAIT_ENV, "").strip()
+    try:
+        wait_ms = float(raw_wait) if raw_wait else DEFAULT_BATCH_WAIT_MS
+    except ValueError:
+        raise UserError(f"{BATCH_WAIT_ENV} must be a number of milliseconds, got {raw_wait!r}") from None
+    if not 0 <= wait_ms <= MAX_BATCH_WAIT_MS:
+        raise UserError(f"{BATCH_WAIT_ENV} must be between 0 and {MAX_BATCH_WAIT_MS:g}, got {raw_wait}")
+    return ServingSettings(workers=workers, batching=raw_batching == "on", batch_wait_s=wait_ms / 1000)
 
 
 def _read_json_object(path: Path, *, required: bool) -> dict[str, Any]:

@@ -7,8 +7,9 @@ Two back ends answer the same `Predictor` protocol:
 - `torch`: the safetensors weights with transformers' GPT-Neo, for when the export is absent or unwanted.
 
 The back end is chosen by the `backend` argument, else by `BYOC_INFERENCE_BACKEND`, else by whether the
-export exists. Both decode greedily, one query at a time, so an answer never depends on which other
-queries share its request. `predict` is safe to call from several threads at once.
+export exists. Both decode greedily; the onnx back end decodes a call's queries as one padded batch
+(`batched`, the default) whose tokens are those of each query alone, so an answer never depends on which
+other queries share its call. `predict` is safe to call from several threads at once.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ def resolve_backend(model_dir: Path, backend: str | None = None) -> str:
     return chosen
 
 
-def load_predictor(model_dir: Path, backend: str | None = None) -> Predictor:
-    """Loads the model in `model_dir` for `backend`; raises ModelLoadError when it cannot be served."""
+def load_predictor(
+    model_dir: Path, backend: str | None = None, *, threads: int | None = None, batched: bool = True
+) -> Predictor:
+    """Loads the model in `model_dir` for `backend`; raises ModelLoadError when it cannot be served.
+
+    `threads` caps onnxruntime's threads (a serving worker's share of the cores); `batched` is the onnx
+    back end's padded batch decoding. The torch back end keeps its own thread limit and decodes alone.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelLoadError(f"model directory {model_dir} does not exist")
@@ -58,7 +65,7 @@ def load_predictor(model_dir: Path, backend: str | None = None) -> Predictor:
     if chosen == "onnx":
         from byoc.onnx_inference import OnnxPredictor
 
-        return OnnxPredictor.load(model_dir)
+        return OnnxPredictor.load(model_dir, threads, batched)
     from byoc.torch_inference import TorchPredictor
 
     return TorchPredictor.load(model_dir)

@@ -1,55 +1,76 @@
-"""`serve`: SageMaker's inference HTTP contract over a `Predictor`, on the standard library alone.
+"""`serve`: SageMaker's inference HTTP contract over a `Predictor`, on uvicorn (ASGI, h11 parser).
 
-- The port (`SAGEMAKER_BIND_TO_PORT`, default 8080) is bound first; the model loads in a background
-  thread. `GET /ping` answers 503 until it is loaded, then 200. A model that cannot be loaded ends the
-  process with exit code 1 (SageMaker then fails the endpoint with the logged reason instead of waiting
-  for pings that never succeed).
-- `POST /invocations`: the wire format and its limits are `byoc.invocations`. Bad requests are 4xx with a
-  JSON body `{"error": message, "status": code}`; a failing model is 500 with the same shape.
+- The port (`SAGEMAKER_BIND_TO_PORT`, default 8080) is bound first (backlog 2048); the model loads in a
+  background thread of each worker. `GET /ping` answers 503 until every worker has loaded it, then 200.
+  A model that cannot be loaded ends the process with exit code 1 (SageMaker then fails the endpoint
+  with the logged reason instead of waiting for pings that never succeed).
+- Workers: `SAGEMAKER_MODEL_SERVER_WORKERS` processes (the variable SageMaker's inference toolkits read;
+  default one per core, one for the torch back end), forked after the socket is bound, all accepting
+  on it. One worker runs in the process itself. onnxruntime gets cores / workers threads in each, so
+  that workers do not fight.
+- `POST /invocations`: the wire format and its limits are `byoc.invocations`; the concurrent requests of
+  a worker are decoded together (`byoc.batching`, `BYOC_BATCHING=off` turns it off). Bad requests are 4xx
+  with a JSON body `{"error": message, "status": code}`; a failing model is 500 with the same shape.
 - `GET /execution-parameters` tells SageMaker batch transform the payload limit and batch strategy.
 - SIGTERM (and SIGINT): stop accepting connections, finish the requests in flight, close idle keep-alive
   connections, exit 0.
 - Logs: one JSON line per request on stderr (pings excepted), plus lifecycle events (listening,
   model_loaded, shutdown, stopped).
 
-The standard library's threading server keeps the torch-free image small and starts in milliseconds;
-each connection gets a thread and the predictor is thread-safe.
+Why uvicorn: a maintained, widely deployed HTTP/1.1 server on asyncio's transports, which set
+TCP_NODELAY on every accepted socket (no Nagle stall between an answer's head and body) and serve
+thousands of keep-alive connections without a thread each; its graceful shutdown is the drain SageMaker
+expects. Its h11 parser (pure Python) rather than httptools: h11 accepts every method token, so an
+unknown method is our JSON 405, where llhttp's fixed method list answers a bare 400. The app is a plain ASGI
+callable: the contract is four routes with exact status codes, so a framework would add a layer of
+routing and error pages to override, not remove one. Forking workers over one bound socket (rather than
+uvicorn's own supervisor, which restarts a dead worker) lets a model that cannot load end the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
+import os
 import re
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
+from functools import partial
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+import uvicorn
+
 from byoc import environment, invocations
+from byoc.batching import Batcher, ModelFailure
+from byoc.environment import ServingSettings
 from byoc.errors import UserError
 from byoc.invocations import InvocationError
-from byoc.predictor import Predictor, load_predictor
+from byoc.predictor import Predictor, load_predictor, resolve_backend
 
 LOG: Final = logging.getLogger("byoc.serve")
-CUSTOM_ATTRIBUTES_HEADER: Final = "X-Amzn-SageMaker-Custom-Attributes"
+CUSTOM_ATTRIBUTES_HEADER: Final = "x-amzn-sagemaker-custom-attributes"
 # An idle keep-alive connection is closed after this long; SageMaker's own invocation timeout is 60 s.
-CONNECTION_TIMEOUT_S: Final = 75.0
-# An oversized body is read and dropped up to this size, so that the client reads our 413 instead of a
-# reset connection; anything bigger is cut off.
-DISCARD_LIMIT_BYTES: Final = 64 * 1024 * 1024
-_CHUNK: Final = 64 * 1024
+CONNECTION_TIMEOUT_S: Final = 75
+BACKLOG: Final = 2048
+MAX_HEADERS: Final = 100  # what the standard library's server allowed; more is 431
+_LENGTH: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²"
 
 PredictorLoader = Callable[[Path], Predictor]
-_LENGTH: Final = re.compile(r"[0-9]{1,18}")  # ASCII digits only: str.isdigit() also accepts "²"
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
 
 
 def _parse_length(raw: str) -> int | None:
@@ -58,98 +79,122 @@ def _parse_length(raw: str) -> int | None:
     return int(value) if _LENGTH.fullmatch(value) else None
 
 
-class ModelState:
-    """The predictor once loaded; read by request threads, written once by the loader thread."""
+class Readiness:
+    """Which workers have their model loaded: shared memory that every forked worker writes its slot of."""
 
-    def __init__(self) -> None:
-        self._predictor: Predictor | None = None
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self._loaded = context.RawArray("b", workers)
+        self._failed: Synchronized[int] = context.Value("b", 0)
+
+    def set_loaded(self, worker: int) -> None:
+        self._loaded[worker] = 1
+
+    def all_loaded(self) -> bool:
+        return all(self._loaded)
+
+    def set_failed(self) -> bool:
+        """Marks the model as failed; True for the first worker to say so (the one that logs why)."""
+        with self._failed.get_lock():
+            first = not self._failed.value
+            self._failed.value = 1
+        return first
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._failed.value)
+
+
+class ModelState:
+    """One worker's predictor once loaded, and its batcher; written once by the loader thread."""
+
+    def __init__(self, readiness: Readiness, worker: int, settings: ServingSettings) -> None:
+        self.readiness = readiness
+        self.worker = worker
+        self.settings = settings
+        self.batcher: Batcher | None = None
         self._lock = threading.Lock()
 
     def set(self, predictor: Predictor) -> None:
+        batcher = Batcher(predictor, self.settings.batching, self.settings.batch_wait_s)
         with self._lock:
-            self._predictor = predictor
+            self.batcher = batcher
+        self.readiness.set_loaded(self.worker)
 
-    def get(self) -> Predictor | None:
+    def get(self) -> Batcher | None:
         with self._lock:
-            return self._predictor
+            return self.batcher
 
 
-class InferenceServer(ThreadingHTTPServer):
-    """A threading HTTP server that waits for its request threads on close and can drain on shutdown."""
+class Answer:
+    """A response to send: status, body, content type, the custom attributes to echo."""
 
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
+    def __init__(
+        self, status: int, body: bytes, content_type: str = "application/json", attributes: str | None = None
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.attributes = attributes
+        self.close = False
+        self.allow: str | None = None  # the `Allow` header of a 405
+        self.log_fields: dict[str, Any] = {}
 
-    def __init__(self, address: tuple[str, int], model: ModelState) -> None:
-        super().__init__(address, InvocationHandler)
+
+def _error(status: int, message: str, attributes: str | None = None) -> Answer:
+    answer = Answer(status, invocations.encode_error(status, message), attributes=attributes)
+    answer.log_fields["error"] = message
+    return answer
+
+
+def _json(status: int, document: dict[str, Any]) -> Answer:
+    return Answer(status, json.dumps(document).encode("utf-8"))
+
+
+class InvocationApp:
+    """The ASGI application: `/ping`, `/invocations`, `/execution-parameters`."""
+
+    def __init__(self, model: ModelState, draining: threading.Event) -> None:
         self.model = model
-        self.draining = threading.Event()
-        self.load_failed = False
-        self._idle: set[socket.socket] = set()
-        self._idle_lock = threading.Lock()
+        self.draining = draining
 
-    def mark_idle(self, connection: socket.socket, idle: bool) -> None:
-        with self._idle_lock:
-            if idle:
-                self._idle.add(connection)
-            else:
-                self._idle.discard(connection)
-
-    def drain(self) -> None:
-        """Stops accepting; wakes idle keep-alive connections so that their threads end."""
-        self.draining.set()
-        self.shutdown()
-        with self._idle_lock:
-            idle = list(self._idle)
-        for connection in idle:
-            # Shutting the read side ends a thread blocked waiting for a next request; a thread that is
-            # answering can still write its answer.
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RD)
-
-
-class InvocationHandler(BaseHTTPRequestHandler):
-    """One connection: `/ping`, `/invocations`, `/execution-parameters`."""
-
-    server: InferenceServer
-    protocol_version = "HTTP/1.1"
-    server_version = "byoc-serve"
-    timeout = CONNECTION_TIMEOUT_S
-    error_content_type = "application/json"
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def setup(self) -> None:
-        super().setup()
-        self._started = time.monotonic()
-        self._log_fields: dict[str, Any] = {}
-
-    def handle_one_request(self) -> None:
-        self.server.mark_idle(self.connection, True)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan is off; nothing else is served
+            return
+        started = time.monotonic()
+        method: str = scope["method"]
+        path: str = scope["path"]
         try:
-            if self.server.draining.is_set():
-                self.close_connection = True
-                return
-            super().handle_one_request()
-        finally:
-            self.server.mark_idle(self.connection, False)
+            answer = _refusal(scope) or await self._route(method, path, _headers(scope["headers"]), receive)
+        except Exception as error:  # a bug of ours: answer 500 rather than drop the connection
+            LOG.exception("request failed")
+            answer = _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(error).__name__}")
+        if answer is None:  # the client went away before its body arrived
+            return
+        await self._send(send, method, answer)
+        if not (path == "/ping" and method == "GET"):  # SageMaker pings every few seconds: not news
+            fields = {
+                "event": "request",
+                "method": method,
+                "path": path,
+                "status": answer.status,
+                "ms": round((time.monotonic() - started) * 1000, 1),
+                "bytes_out": len(answer.body),
+                **answer.log_fields,
+            }
+            LOG.log(logging.WARNING if answer.status >= 500 else logging.INFO, "%s", json.dumps(fields))
 
-    def parse_request(self) -> bool:
-        self.server.mark_idle(self.connection, False)
-        self._started = time.monotonic()
-        self._log_fields = {}
-        return super().parse_request()
-
-    # -- routes -------------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._discard_body()
-        if self.path == "/ping":
-            self._ping()
-        elif self.path == "/execution-parameters":
-            self._send_json(
+    async def _route(
+        self, method: str, path: str, headers: dict[str, str], receive: Receive
+    ) -> Answer | None:
+        if path == "/invocations" and method == "POST":
+            return await self._invocations(headers, receive)
+        if path == "/ping" and method == "GET":
+            if self.model.get() is None or not self.model.readiness.all_loaded():
+                return _json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "loading"})
+            return _json(HTTPStatus.OK, {"status": "healthy"})
+        if path == "/execution-parameters" and method == "GET":
+            return _json(
                 HTTPStatus.OK,
                 {
                     "MaxConcurrentTransforms": 1,
@@ -157,198 +202,313 @@ class InvocationHandler(BaseHTTPRequestHandler):
                     "MaxPayloadInMB": invocations.MAX_BODY_BYTES // (1024 * 1024),
                 },
             )
-        elif self.path == "/invocations":
-            self._send_error_json(HTTPStatus.METHOD_NOT_ALLOWED, "use POST for /invocations")
-        else:
-            self._send_error_json(HTTPStatus.NOT_FOUND, f"no route {self.path!r}")
+        if path == "/invocations":
+            answer = _error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST for /invocations")
+            answer.allow = "POST"
+            return answer
+        if path in ("/ping", "/execution-parameters"):
+            answer = _error(HTTPStatus.METHOD_NOT_ALLOWED, f"use GET for {path}")
+            answer.allow = "GET"
+            return answer
+        return _error(HTTPStatus.NOT_FOUND, f"no route {path!r}")
 
-    def do_POST(self) -> None:
-        if self.path != "/invocations":
-            self._discard_body()
-            if self.path in ("/ping", "/execution-parameters"):
-                self._send_error_json(HTTPStatus.METHOD_NOT_ALLOWED, f"use GET for {self.path}")
-            else:
-                self._send_error_json(HTTPStatus.NOT_FOUND, f"no route {self.path!r}")
-            return
-        self._invocations()
-
-    def _method_not_allowed(self) -> None:
-        self._discard_body()
-        self._send_error_json(HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} is not allowed")
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _method_not_allowed
-
-    def _ping(self) -> None:
-        if self.server.model.get() is None:
-            self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "loading"})
-        else:
-            self._send_json(HTTPStatus.OK, {"status": "healthy"})
-
-    def _invocations(self) -> None:
+    async def _invocations(self, headers: dict[str, str], receive: Receive) -> Answer | None:
         attributes: str | None = None
+        log_fields: dict[str, Any] = {}
         try:
-            body = self._read_body()
-            attributes = invocations.check_custom_attributes(self.headers.get(CUSTOM_ATTRIBUTES_HEADER))
-            content_type = invocations.check_content_type(self.headers.get("Content-Type"))
-            accept = invocations.choose_accept(self.headers.get("Accept"))
-            predictor = self.server.model.get()
-            if predictor is None:
+            body = await _read_body(headers, receive, log_fields)
+            if body is None:
+                return None
+            attributes = invocations.check_custom_attributes(headers.get(CUSTOM_ATTRIBUTES_HEADER))
+            content_type = invocations.check_content_type(headers.get("content-type"))
+            accept = invocations.choose_accept(headers.get("accept"))
+            batcher = self.model.get()
+            if batcher is None:
                 raise InvocationError(HTTPStatus.SERVICE_UNAVAILABLE, "the model is still loading")
-            request = invocations.parse_request(body, content_type, predictor.max_new_tokens_limit)
-            self._log_fields["queries"] = len(request.queries)
+            request = invocations.parse_request(body, content_type, batcher.max_new_tokens_limit)
+            log_fields["queries"] = len(request.queries)
             try:
-                predictions = predictor.predict(request.queries, request.max_new_tokens)
+                predictions = await batcher.predict(request.queries, request.max_new_tokens)
             except ValueError as error:  # the Predictor protocol's signal for a query it cannot take
                 raise InvocationError(HTTPStatus.BAD_REQUEST, str(error)) from None
-            except Exception as error:
-                LOG.exception("prediction failed")
-                raise InvocationError(
-                    HTTPStatus.INTERNAL_SERVER_ERROR, f"the model failed: {type(error).__name__}: {error}"
-                ) from None
-            if len(predictions) != len(request.queries):
-                raise InvocationError(
-                    HTTPStatus.INTERNAL_SERVER_ERROR,
-                    f"the model answered {len(predictions)} predictions for {len(request.queries)} queries",
-                )
+            except ModelFailure as failure:
+                raise InvocationError(HTTPStatus.INTERNAL_SERVER_ERROR, str(failure)) from None
             payload = invocations.encode_predictions(predictions, accept)
         except InvocationError as error:
-            self._send_error_json(error.status, error.message, attributes)
+            answer = _error(error.status, error.message, attributes)
+            answer.close = error.status in (HTTPStatus.LENGTH_REQUIRED, HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            answer.log_fields = {**log_fields, **answer.log_fields}
+            return answer
+        answer = Answer(HTTPStatus.OK, payload, f"{accept}; charset=utf-8", attributes)
+        answer.log_fields = log_fields
+        return answer
+
+    async def _send(self, send: Send, method: str, answer: Answer) -> None:
+        head = [
+            (b"content-type", answer.content_type.encode("latin-1")),
+            (b"content-length", str(len(answer.body)).encode("ascii")),
+        ]
+        if answer.attributes is not None:
+            head.append((CUSTOM_ATTRIBUTES_HEADER.encode("ascii"), answer.attributes.encode("ascii")))
+        if answer.allow is not None:
+            head.append((b"allow", answer.allow.encode("ascii")))
+        if answer.close or self.draining.is_set():
+            head.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": int(answer.status), "headers": head})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else answer.body})
+
+
+def _refusal(scope: Scope) -> Answer | None:
+    """The answer to a request this server does not read at all: another HTTP version, too many headers."""
+    answer: Answer | None = None
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        answer = _error(HTTPStatus.BAD_REQUEST, f"HTTP/{scope.get('http_version')} is not served")
+    elif len(scope["headers"]) > MAX_HEADERS:
+        answer = _error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"more than {MAX_HEADERS} headers")
+    if answer is not None:
+        answer.close = True
+    return answer
+
+
+def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-cased names; a repeated header keeps its first value (what `email.message` returned)."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+async def _read_body(headers: dict[str, str], receive: Receive, log_fields: dict[str, Any]) -> bytes | None:
+    """The whole body, checked against its declared length and the 6 MB limit; None if the client left."""
+    if "transfer-encoding" in headers:
+        raise InvocationError(
+            HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length"
+        )
+    raw = headers.get("content-length")
+    if raw is None:
+        raise InvocationError(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
+    length = _parse_length(raw)
+    if length is None:
+        raise InvocationError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {raw!r}")
+    log_fields["bytes_in"] = length
+    if length > invocations.MAX_BODY_BYTES:
+        # Answered before reading: uvicorn then sends no `100 Continue` to a client that asked first.
+        raise InvocationError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"the body has {length} bytes; the limit is {invocations.MAX_BODY_BYTES} (6 MB)",
+        )
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+    return b"".join(chunks)
+
+
+class WorkerServer(uvicorn.Server):
+    """uvicorn's server with the signal handling of `serve`: SIGTERM drains and the exit code stays 0."""
+
+    def __init__(
+        self, config: uvicorn.Config, draining: threading.Event, port: int, *, supervised: bool
+    ) -> None:
+        super().__init__(config)
+        self.draining = draining
+        self.port = port
+        self.supervised = supervised
+
+    def drain(self) -> None:
+        self.draining.set()
+        self.should_exit = True
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises the signal after its shutdown, which would make the exit code -15, not 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
             return
-        except Exception as error:  # a bug of ours: answer 500 rather than drop the connection
-            LOG.exception("invocation failed")
-            self._send_error_json(
-                HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {type(error).__name__}", attributes
-            )
-            return
-        self._send(HTTPStatus.OK, payload, f"{accept}; charset=utf-8", attributes)
 
-    # -- bodies ---------------------------------------------------------------------------------------
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if not self.supervised and not self.draining.is_set():
+                _log_event("shutdown", signal=signal.Signals(signum).name)
+            self.drain()
 
-    def _content_length(self) -> int:
-        if self.headers.get("Transfer-Encoding") is not None:
-            self.close_connection = True
-            raise InvocationError(
-                HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length"
-            )
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            if self.command == "POST":
-                self.close_connection = True
-                raise InvocationError(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header")
-            return 0
-        length = _parse_length(raw)
-        if length is None:
-            self.close_connection = True
-            raise InvocationError(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {raw!r}")
-        return length
-
-    def _read_body(self) -> bytes:
-        length = self._content_length()
-        self._log_fields["bytes_in"] = length
-        if length > invocations.MAX_BODY_BYTES:
-            self._drop(length)
-            raise InvocationError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body has {length} bytes; the limit is {invocations.MAX_BODY_BYTES} (6 MB)",
-            )
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            raise InvocationError(
-                HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {length} bytes"
-            )
-        return body
-
-    def _discard_body(self) -> None:
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            length = self._content_length()
-        except InvocationError:
-            return
-        self._drop(length)
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
-    def _drop(self, length: int) -> None:
-        """Reads and forgets `length` bytes in chunks; closes the connection instead when too many."""
-        if length > DISCARD_LIMIT_BYTES:
-            self.close_connection = True
-            return
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(_CHUNK, remaining))
-            if not chunk:
-                self.close_connection = True
-                return
-            remaining -= len(chunk)
 
-    def handle_expect_100(self) -> bool:
-        """Refuses an oversized body before the client sends it, when the client asked first."""
-        raw = self.headers.get("Content-Length", "")
-        length = _parse_length(raw)
-        if length is not None and length > invocations.MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_error_json(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"the body has {raw} bytes; the limit is {invocations.MAX_BODY_BYTES} (6 MB)",
+def _uvicorn_config(app: InvocationApp, settings: ServingSettings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http="h11",
+        loop="asyncio",
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        backlog=BACKLOG,
+        timeout_keep_alive=CONNECTION_TIMEOUT_S,
+        timeout_graceful_shutdown=120,
+    )
+
+
+def run_worker(
+    sock: socket.socket,
+    model_dir: Path,
+    loader: PredictorLoader,
+    readiness: Readiness,
+    worker: int,
+    settings: ServingSettings,
+    *,
+    supervised: bool,
+    on_listening: Callable[[WorkerServer], None] | None = None,
+) -> int:
+    """One worker: load the model in a thread, serve on `sock` until drained; 1 if the model failed."""
+    draining = threading.Event()
+    model = ModelState(readiness, worker, settings)
+    app = InvocationApp(model, draining)
+    port = sock.getsockname()[1]
+    server = WorkerServer(_uvicorn_config(app, settings), draining, port, supervised=supervised)
+
+    async def main() -> None:
+        threading.Thread(
+            target=_load, args=(server, model, model_dir, loader), name="model-loader", daemon=True
+        ).start()
+        if on_listening is not None:
+            on_listening(server)
+        await server.serve(sockets=[sock])
+
+    asyncio.run(main())
+    return 1 if readiness.failed else 0
+
+
+def _load(
+    server: WorkerServer,
+    model: ModelState,
+    model_dir: Path,
+    loader: PredictorLoader,
+) -> None:
+    started = time.monotonic()
+    try:
+        predictor = loader(model_dir)
+    except Exception as error:
+        if model.readiness.set_failed():
+            _log_event("model_load_failed", logging.ERROR, error=f"{type(error).__name__}: {error}")
+        server.drain()
+        return
+    model.set(predictor)
+    _log_event(
+        "model_loaded",
+        backend=predictor.backend,
+        labels=len(predictor.labels),
+        worker=model.worker,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit it (Linux); asyncio also sets it, but only on sockets whose protocol is
+    # IPPROTO_TCP: with Nagle on, an answer's body waits for the client's delayed ACK of its head (40 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    model_dir: Path,
+    port: int,
+    *,
+    host: str = "0.0.0.0",
+    loader: PredictorLoader | None = None,
+    settings: ServingSettings | None = None,
+    on_listening: Callable[[WorkerServer], None] | None = None,
+) -> int:
+    """Serves until SIGTERM/SIGINT (or `drain()`); returns the exit code (1 when the model failed to load).
+
+    With one worker (and always when called with `on_listening`, as the in-process tests do) the worker
+    runs in this thread; otherwise this process forks the workers and supervises them.
+    """
+    settings = settings or ServingSettings(workers=1, batching=True, batch_wait_s=0.002)
+    if loader is None:
+        loader = partial(load_predictor, threads=settings.threads_per_worker, batched=settings.batching)
+    sock = bind(host, port)
+    _log_event(
+        "listening", host=host, port=sock.getsockname()[1], model_dir=str(model_dir), workers=settings.workers
+    )
+    try:
+        if settings.workers == 1 or on_listening is not None:
+            readiness = Readiness(1)
+            code = run_worker(
+                sock, model_dir, loader, readiness, 0, settings, supervised=False, on_listening=on_listening
             )
-            return False
-        return super().handle_expect_100()
+        else:
+            code = _supervise(sock, model_dir, loader, settings)
+    finally:
+        sock.close()
+    _log_event("stopped", exit_code=code)
+    return code
 
-    # -- answers --------------------------------------------------------------------------------------
 
-    def _send_json(self, status: int, document: dict[str, Any]) -> None:
-        self._send(status, json.dumps(document).encode("utf-8"), "application/json")
+def _supervise(
+    sock: socket.socket, model_dir: Path, loader: PredictorLoader, settings: ServingSettings
+) -> int:
+    """Forks the workers, forwards SIGTERM/SIGINT to them, waits; 1 when a worker's model failed."""
+    context = multiprocessing.get_context("fork")
+    readiness = Readiness(settings.workers)
+    workers = [
+        context.Process(
+            target=_worker_main,
+            args=(sock, model_dir, loader, readiness, index, settings),
+            name=f"serve-worker-{index}",
+        )
+        for index in range(settings.workers)
+    ]
+    stopping = threading.Event()
 
-    def _send_error_json(self, status: int, message: str, attributes: str | None = None) -> None:
-        self._log_fields["error"] = message
-        self._send(status, invocations.encode_error(status, message), "application/json", attributes)
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            _log_event("shutdown", signal=signal.Signals(signum).name)
+        stopping.set()
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own rejections (bad request line, headers too long) as JSON too."""
-        self.close_connection = True
-        # An unknown method or HTTP version is the client's error: keep every such answer a 4xx.
-        if code == HTTPStatus.NOT_IMPLEMENTED:
-            code = HTTPStatus.METHOD_NOT_ALLOWED
-        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
-            code = HTTPStatus.BAD_REQUEST
-        self._send_error_json(code, message or HTTPStatus(code).phrase)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    for process in workers:
+        process.start()
+    sock.close()  # the workers hold it; closing ours lets the port refuse connections once they stop
+    while not stopping.is_set() and not readiness.failed and all(p.is_alive() for p in workers):
+        stopping.wait(0.1)
+    for process in workers:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, signal.SIGTERM)
+    for process in workers:
+        process.join()
+    if readiness.failed:
+        return 1
+    return 0 if all(p.exitcode == 0 for p in workers) or stopping.is_set() else 1
 
-    def _send(self, status: int, payload: bytes, content_type: str, attributes: str | None = None) -> None:
-        if self.server.draining.is_set():
-            self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        if attributes is not None:
-            self.send_header(CUSTOM_ATTRIBUTES_HEADER, attributes)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-        self._log_request_line(status, len(payload))
 
-    # -- logs -----------------------------------------------------------------------------------------
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Replaced by `_log_request_line`, which knows the size and the time taken."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        LOG.debug(format, *args)
-
-    def _log_request_line(self, status: int, bytes_out: int) -> None:
-        # The standard library answers a malformed request line before `command` and `path` exist.
-        path = getattr(self, "path", None)
-        if path == "/ping" and self.command == "GET":  # SageMaker pings every few seconds: not news
-            return
-        fields = {
-            "event": "request",
-            "method": getattr(self, "command", None),
-            "path": path,
-            "status": int(status),
-            "ms": round((time.monotonic() - self._started) * 1000, 1),
-            "bytes_out": bytes_out,
-            **self._log_fields,
-        }
-        LOG.log(logging.WARNING if status >= 500 else logging.INFO, "%s", json.dumps(fields))
+def _worker_main(
+    sock: socket.socket,
+    model_dir: Path,
+    loader: PredictorLoader,
+    readiness: Readiness,
+    index: int,
+    settings: ServingSettings,
+) -> None:
+    # Ctrl-C reaches every process of the group: the supervisor alone decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(run_worker(sock, model_dir, loader, readiness, index, settings, supervised=True))
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -378,79 +538,38 @@ class JsonLineFormatter(logging.Formatter):
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
-    root = logging.getLogger("byoc")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
+    for name, level in (("byoc", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 def _log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     LOG.log(level, "%s", json.dumps({"event": event, **fields}))
 
 
-def start_loading(server: InferenceServer, model_dir: Path, loader: PredictorLoader) -> threading.Thread:
-    """Loads the model in a background thread; a failure logs its reason and stops the server."""
-
-    def load() -> None:
-        started = time.monotonic()
-        try:
-            predictor = loader(model_dir)
-        except Exception as error:
-            _log_event("model_load_failed", logging.ERROR, error=f"{type(error).__name__}: {error}")
-            server.load_failed = True
-            threading.Thread(target=server.drain, daemon=True).start()
-            return
-        server.model.set(predictor)
-        _log_event(
-            "model_loaded",
-            backend=predictor.backend,
-            labels=len(predictor.labels),
-            seconds=round(time.monotonic() - started, 3),
-        )
-
-    thread = threading.Thread(target=load, name="model-loader", daemon=True)
-    thread.start()
-    return thread
-
-
-def serve(
-    model_dir: Path,
-    port: int,
-    *,
-    host: str = "0.0.0.0",
-    loader: PredictorLoader = load_predictor,
-    handle_signals: bool = True,
-    on_listening: Callable[[InferenceServer], None] | None = None,
-) -> int:
-    """Serves until SIGTERM/SIGINT (or `drain()`); returns the exit code (1 when the model failed to load)."""
-    server = InferenceServer((host, port), ModelState())
-    if handle_signals:
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            _log_event("shutdown", signal=signal.Signals(signum).name)
-            # shutdown() waits for serve_forever, which runs in this (the main) thread: call it from another.
-            threading.Thread(target=server.drain, daemon=True).start()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-    _log_event("listening", host=host, port=server.server_address[1], model_dir=str(model_dir))
-    start_loading(server, model_dir, loader)
-    if on_listening is not None:
-        on_listening(server)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()  # joins the request threads: in-flight requests finish first
-    _log_event("stopped", exit_code=1 if server.load_failed else 0)
-    return 1 if server.load_failed else 0
-
-
 def main() -> int:
     """The `serve` executable: the model in `/opt/ml/model` (or under `SAGEMAKER_BASE_DIR`)."""
     configure_logging()
+    model_dir = environment.paths().model_dir
     try:
         port = environment.port()
+        settings = environment.serving_settings(default_workers=_default_workers(model_dir))
     except UserError as error:
         _log_event("bad_configuration", logging.ERROR, error=str(error))
         return 2
-    return serve(environment.paths().model_dir, port)
+    return serve(model_dir, port, settings=settings)
+
+
+def _default_workers(model_dir: Path) -> int | None:
+    """One worker for the torch back end, else None (one per core).
+
+    torch already spreads one generation over every core and holds a lock around it, so more processes
+    would only multiply its memory and its import time (tens of seconds on a busy machine).
+    """
+    try:
+        backend = resolve_backend(model_dir)
+    except ValueError:  # an unknown backend: the loader reports it as the reason the model cannot load
+        return None
+    return 1 if backend == "torch" else None

@@ -65,6 +65,34 @@ def test_tokens_match_past_the_local_attention_window(
         assert onnx_predictor.generator.generate(prompt, new_tokens, stop_at_eos=False) == expected, query
 
 
+def test_batched_decoding_gives_each_querys_own_greedy_tokens(
+    onnx_predictor: OnnxPredictor, clinc10: tuple[list[Example], ...]
+) -> None:
+    """One padded batch (left padding, masked, per-row positions, the KV cache) equals each query alone."""
+    generator = onnx_predictor.generator
+    # Prompts of many lengths, among them one cut to the longest prompt the model takes.
+    queries = [*[example.query for example in clinc10[2][::7]][:40], "hi", "x " * 400]
+    prompts = [onnx_predictor.codec.prompt_ids(query) for query in queries]
+    assert len({len(prompt) for prompt in prompts}) > 10
+    budget = onnx_predictor.max_new_tokens_limit
+    together = generator.generate_batch(prompts, budget)
+    assert together == [generator.generate(prompt, budget) for prompt in prompts]
+    # Past the local attention window, rows leaving the batch at different steps (no eos stop here).
+    window = 60
+    together = generator.generate_batch(prompts[:6], window, stop_at_eos=False)
+    assert together == [generator.generate(prompt, window, stop_at_eos=False) for prompt in prompts[:6]]
+    assert generator.generate_batch([], budget) == []
+
+
+def test_batched_and_unbatched_predictors_agree(
+    trained_model: TrainedModel, held_out_queries: list[str]
+) -> None:
+    batched = OnnxPredictor.load(trained_model.model_dir, threads=1, batched=True)
+    alone = OnnxPredictor.load(trained_model.model_dir, threads=1, batched=False)
+    for budget in (1, 3, None):
+        assert batched.predict(held_out_queries, budget) == alone.predict(held_out_queries, budget)
+
+
 def test_backends_give_the_same_predictions(
     onnx_predictor: OnnxPredictor, torch_predictor: TorchPredictor, held_out_queries: list[str]
 ) -> None:

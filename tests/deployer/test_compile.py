@@ -66,10 +66,12 @@ def test_the_image_repository_scans_on_push_and_expires_old_images() -> None:
     assert rules[0]["action"] == {"type": "expire"}
 
 
-def test_instance_types_default_to_gpus() -> None:
+def test_training_defaults_to_a_gpu_and_hosting_to_a_cpu() -> None:
     parameters = compiler.render_platform()["Parameters"]
     assert parameters["TrainingInstanceType"]["Default"] == "ml.g5.xlarge"
-    assert parameters["HostingInstanceType"]["Default"] == "ml.g5.xlarge"
+    hosting = parameters["HostingInstanceType"]
+    assert hosting["Default"] == "ml.m5.xlarge"  # onnxruntime on CPU (README: hosting hardware)
+    assert hosting["Default"] in hosting["AllowedValues"] and "ml.m5.large" in hosting["AllowedValues"]
 
 
 def test_the_pipeline_runs_its_stages_in_order() -> None:
