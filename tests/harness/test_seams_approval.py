@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from harness.context import PipelineStates, states_in_backend
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.pipeline import ApprovalChannel, ApprovalDecision, ApprovalRequest, WaitApproval
-from harness.pipeline.state import PIPELINE_STATES
 from harness.seams.codepipeline import EmulatorApprovalBoard
 
 PIPELINE = "approval-pipeline"
@@ -33,11 +33,15 @@ PIPELINE = "approval-pipeline"
 def emulator() -> Iterator[EmbeddedEmulator]:
     with EmbeddedEmulator() as emulator:
         yield emulator
-    PIPELINE_STATES.clear()
+
+
+def _states() -> PipelineStates:
+    """The pipeline states the CodePipeline seam reads: those held by moto's backend."""
+    return states_in_backend(ACCOUNT_ID, REGION)
 
 
 def _publish_waiting(execution_id: str) -> None:
-    PIPELINE_STATES.publish(
+    _states().publish(
         ACCOUNT_ID,
         REGION,
         {
@@ -151,7 +155,7 @@ def test_list_pipeline_executions_lists_the_runners_runs(emulator: EmbeddedEmula
         result = PipelineResult(
             PIPELINE, execution_id, "Succeeded", 1_700_000_000.0 + index, 1_700_000_100.0 + index
         )
-        PIPELINE_STATES.record_execution(ACCOUNT_ID, REGION, PIPELINE, execution_summary(result))
+        _states().record_execution(ACCOUNT_ID, REGION, PIPELINE, execution_summary(result))
     _publish_waiting("e-list")
     answer = emulator.client("codepipeline").list_pipeline_executions(pipelineName=PIPELINE)
     ids = [run["pipelineExecutionId"] for run in answer["pipelineExecutionSummaries"]]
