@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from harness import faults
+from harness.faults import FaultBoard
 from harness.seams import stepfunctions as sfn_seam
 from tests.conformance.sfn_helpers import (
     deployer_definition,
@@ -29,15 +29,16 @@ ROWS = b"Query,Intent\nhi,greet\nhello,greet\nbye,leave\n"
 
 @pytest.fixture(scope="module")
 def harness(conformance_harness: Harness) -> Iterator[Harness]:
-    previous = sfn_seam.time_scale()
-    sfn_seam.set_time_scale(SCALE)
+    timing = conformance_harness.emulator.context.step_functions
+    previous = timing.scale
+    timing.set_scale(SCALE)
     s3 = conformance_harness.client("s3")
     s3.create_bucket(Bucket="sfn-conformance")
     s3.put_object(Bucket="sfn-conformance", Key="greet/part.csv", Body=ROWS)
     try:
         yield conformance_harness
     finally:
-        sfn_seam.set_time_scale(previous)
+        timing.set_scale(previous)
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +46,13 @@ def image(harness: Harness, tmp_path_factory: pytest.TempPathFactory) -> str:
     return harness.image_uri(write_standin_tree(tmp_path_factory.mktemp("standin")))
 
 
-@pytest.fixture(autouse=True)
-def no_faults() -> Iterator[None]:
-    faults.ACTIVE.clear()
-    yield
-    faults.ACTIVE.clear()
+@pytest.fixture
+def fault_board(harness: Harness) -> Iterator[FaultBoard]:
+    """The running emulator's fault board, cleared before and after the test."""
+    board = harness.emulator.context.faults
+    board.clear()
+    yield board
+    board.clear()
 
 
 def _training(image: str, **changes: Any) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def test_the_deployers_definition_uses_aws_sdk_for_what_is_not_optimized() -> No
 
 
 def test_a_failed_sync_training_job_is_states_task_failed_with_its_description(
-    harness: Harness, image: str
+    harness: Harness, image: str, fault_board: FaultBoard
 ) -> None:
     """Step Functions developer guide, "Service integration patterns", Run a Job (.sync): a job that ends
     Failed fails the task; for SageMaker the error is `States.TaskFailed` and the cause is the job's
@@ -107,7 +110,7 @@ def test_a_failed_sync_training_job_is_states_task_failed_with_its_description(
         "capacity-sync",
         one_task("arn:aws:states:::sagemaker:createTrainingJob.sync", _training(image)),
     )
-    faults.ACTIVE.capacity_shortage(1)
+    fault_board.capacity_shortage(1)
     execution = run(harness, arn, "capacity-sync-1", {"name": "capacity-sync-1"})
     assert execution["status"] == "FAILED"
     assert execution["error"] == "States.TaskFailed"
@@ -178,13 +181,13 @@ def test_an_aws_sdk_sagemaker_error_is_named_sagemaker_sagemakerexception(harnes
 
 
 def test_the_deployers_machine_retries_a_capacity_failure_under_a_new_job_name(
-    harness: Harness, image: str
+    harness: Harness, image: str, fault_board: FaultBoard
 ) -> None:
     """SageMaker API Reference, CreateTrainingJob, TrainingJobName: unique within an account and Region
     (a second job of the same name is ResourceInUse). A run whose job failed with `CapacityError:` waits
     and trains again as `N-train-2`, and succeeds; the failed job `N-train` stays as it ended."""
     arn = machine(harness, "deployer-capacity", deployer_definition())
-    faults.ACTIVE.capacity_shortage(1)
+    fault_board.capacity_shortage(1)
     payload = {
         "TrainingImage": image,
         "TrainingData": "s3://sfn-conformance/greet/",

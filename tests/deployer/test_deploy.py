@@ -124,7 +124,7 @@ def test_deploy_creates_the_platforms_resources(emulator: EmbeddedEmulator, firs
     machine = emulator.client("stepfunctions").describe_state_machine(
         stateMachineArn=platform["StateMachineArn"]
     )
-    assert json.loads(machine["definition"])["StartAt"] == "Train"
+    assert json.loads(machine["definition"])["StartAt"] == "FirstTrainingAttempt"
 
     events = emulator.client("events")
     [rule] = [r for r in events.list_rules()["Rules"] if "DataArrived" in r["Name"]]
@@ -231,7 +231,7 @@ def test_plan_only_json_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> No
     platform = rendered["offline-platform"]
     assert platform["Parameters"]["QualityThreshold"] == "0.9"
     definition = platform["Template"]["Resources"]["TrainingStateMachine"]["Properties"]["DefinitionString"]
-    assert json.loads(definition["Fn::Sub"])["StartAt"] == "Train"
+    assert json.loads(definition["Fn::Sub"])["StartAt"] == "FirstTrainingAttempt"
     assert rendered["offline-api"]["Template"] == compiler.render_api()
 
 

@@ -20,6 +20,7 @@ import pytest
 from deployer import deploy as deployment
 from deployer.client import AwsClient
 from harness.compute.process import ProcessRuntime, tree_digest
+from harness.compute.training_cache import cache_home
 from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
 from harness.pipeline import (
     ArtifactStore,
@@ -33,7 +34,8 @@ from harness.pipeline import (
     deployed_pipeline,
     invoke_client,
 )
-from tests.pipeline.conftest import REPO_ROOT, git
+from harness.pipeline.build_cache import LocalBuildCache
+from tests.pipeline.conftest import git
 
 PREFIX = "wire"
 # moto's CloudFormation warns about the resource types it skips (the reason this package exists).
@@ -90,11 +92,13 @@ def test_source_and_build_stages_of_the_deployed_pipeline(
     executors = default_executors(
         deployed=first_two,
         endpoint_url=emulator.endpoint_url,
-        image_build=ProcessImageBuild(runtime.register, REPO_ROOT / "container" / "wheels"),
+        image_build=ProcessImageBuild(runtime.register),
         job_board=EmulatorJobBoard(ACCOUNT_ID, emulator.region),
         invoke=boto3_invoker(invoke_client(emulator.session(), emulator.endpoint_url)),
         approval=auto_approve,
         store=store,
+        # This machine as the project's build host (CodeBuild's LOCAL_CUSTOM_CACHE keeps the wheelhouse).
+        build_cache=LocalBuildCache(cache_home() / "codebuild"),
     )
     result = PipelineRunner(first_two.pipeline, executors, store, tmp_path / "work").run(
         SourceRequest(image_source)
