@@ -31,15 +31,17 @@ from harness.compute.runtime import ContainerProcess, ContainerRuntime
 from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache
+from harness.compute.training_logs import TrainingLogPublisher
 from harness.identity import FAKE_CREDENTIALS, REGION
 
 
-def s3_client_factory(endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
-    """A factory of S3 clients for the emulator at `endpoint_url` (a fresh client per caller/thread)."""
+def s3_client_factory(endpoint_url: str, region: str = REGION, service: str = "s3") -> Callable[[], Any]:
+    """A factory of S3 (or `service`) clients for the emulator at `endpoint_url` (a fresh client per
+    caller/thread)."""
 
     def make() -> Any:
         return boto3.session.Session(region_name=region, **FAKE_CREDENTIALS).client(
-            "s3",
+            service,
             endpoint_url=endpoint_url,
             config=Config(
                 retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120
@@ -103,6 +105,7 @@ class ComputePlane:
                 work_dir=work_dir,
                 prepare_input=faults.corrupt_channels if faults is not None else None,
                 provision=faults.capacity_error if faults is not None else None,
+                logs=TrainingLogPublisher(s3_client_factory(endpoint_url, service="logs")),
             ),
             endpoints=EndpointManager(
                 runtime=runs,

@@ -37,6 +37,7 @@ from typing import Any
 
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
+from harness.compute.training_logs import TrainingLogPublisher
 
 LOG = logging.getLogger(__name__)
 
@@ -228,10 +229,13 @@ class TrainingJob:
         s3: Any,
         prepare_input: Callable[[Path], None] | None = None,
         provision: Callable[[], str | None] | None = None,
+        logs: TrainingLogPublisher | None = None,
     ) -> None:
         self.spec = spec
         self._prepare_input = prepare_input
         self._provision = provision
+        self._logs = logs
+        self._created_s = time.time()
         self.job_dir = job_dir
         self.base_dir = job_dir / "opt" / "ml"
         self.log_path = job_dir / "train.log"
@@ -310,6 +314,8 @@ class TrainingJob:
             secondary, status=status, ended=True, final_metrics=metrics, training_end_time=now, **changes
         )
         LOG.info("training job %s ended %s", self.spec.name, status)
+        if self._logs is not None:  # where SageMaker puts the container's log (before readers are told)
+            self._logs.publish(self.spec.name, self.log_text(), self._created_s)
         self._done.set()
 
     def _run(self) -> None:
@@ -445,6 +451,8 @@ class TrainingJobRunner:
     prepare_input: Callable[[Path], None] | None = None
     # Called as the job starts: a FailureReason when its instances cannot be provisioned, else None.
     provision: Callable[[], str | None] | None = None
+    # Where each ended job's log goes (CloudWatch Logs, as SageMaker sends it); None: nowhere.
+    logs: TrainingLogPublisher | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -455,7 +463,7 @@ class TrainingJobRunner:
             if key in self._jobs:
                 raise TrainingJobError(f"a training job named {spec.name} already runs in the harness")
             job = TrainingJob(
-                spec, job_dir, self.runtime, self.s3_client(), self.prepare_input, self.provision
+                spec, job_dir, self.runtime, self.s3_client(), self.prepare_input, self.provision, self.logs
             )
             self._jobs[key] = job
         job.start()
