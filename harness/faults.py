@@ -43,6 +43,7 @@ from harness.compute.runtime import (
     ContainerRuntime,
     PythonProgram,
     ResolvedImage,
+    RuntimeWrapper,
     ServingContainer,
 )
 
@@ -220,20 +221,13 @@ def _corrupted(text: str, problem: DataProblem) -> str:
     return buffer.getvalue()
 
 
-class FaultInjectingRuntime(ContainerRuntime):
+class FaultInjectingRuntime(RuntimeWrapper):
     """A container runtime that runs what `board` says in place of the image's `train` or `serve`,
     and otherwise hands every call to `inner` unchanged."""
 
     def __init__(self, inner: ContainerRuntime, board: FaultBoard) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.board = board
-        self.name = inner.name
-
-    def available(self) -> bool:
-        return self.inner.available()
-
-    def resolve(self, image_uri: str) -> ResolvedImage:
-        return self.inner.resolve(image_uri)
 
     def start_training(
         self,

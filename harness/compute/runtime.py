@@ -187,6 +187,41 @@ class ContainerRuntime(abc.ABC):
         loopback port."""
 
 
+class RuntimeWrapper(ContainerRuntime):
+    """A runtime around another (`inner`) that hands it every call; a subclass overrides what it
+    changes (faults that replace a program, the training cache)."""
+
+    def __init__(self, inner: ContainerRuntime) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def available(self) -> bool:
+        return self.inner.available()
+
+    def resolve(self, image_uri: str) -> ResolvedImage:
+        return self.inner.resolve(image_uri)
+
+    def start_training(
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
+    ) -> ContainerProcess:
+        return self.inner.start_training(image, base_dir, log_path, environment, program)
+
+    def start_serving(
+        self,
+        image: ResolvedImage,
+        base_dir: Path,
+        log_path: Path,
+        environment: dict[str, str],
+        program: PythonProgram | None = None,
+    ) -> ServingContainer:
+        return self.inner.start_serving(image, base_dir, log_path, environment, program)
+
+
 def open_log(log_path: Path) -> IO[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return log_path.open("ab")

@@ -42,7 +42,7 @@ from harness.compute.runtime import (
     ContainerRuntime,
     PythonProgram,
     ResolvedImage,
-    ServingContainer,
+    RuntimeWrapper,
 )
 
 LOG = logging.getLogger(__name__)
@@ -169,19 +169,12 @@ class ReusedTraining(ContainerProcess):
         hook(0)
 
 
-class CachingRuntime(ContainerRuntime):
-    """`inner` with step caching for `start_training` (serving is passed through unchanged)."""
+class CachingRuntime(RuntimeWrapper):
+    """`inner` with step caching for `start_training` (everything else is passed through unchanged)."""
 
     def __init__(self, inner: ContainerRuntime, cache: TrainingCache) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
-        self.name = inner.name
-
-    def available(self) -> bool:
-        return self.inner.available()
-
-    def resolve(self, image_uri: str) -> ResolvedImage:
-        return self.inner.resolve(image_uri)
 
     def start_training(
         self,
@@ -205,16 +198,6 @@ class CachingRuntime(ContainerRuntime):
             lambda code: self.cache.store(key, base_dir / "model", log_path, job) if code == 0 else None
         )
         return process
-
-    def start_serving(
-        self,
-        image: ResolvedImage,
-        base_dir: Path,
-        log_path: Path,
-        environment: dict[str, str],
-        program: PythonProgram | None = None,
-    ) -> ServingContainer:
-        return self.inner.start_serving(image, base_dir, log_path, environment, program)
 
 
 def reused_from(log_text: str) -> str | None:
