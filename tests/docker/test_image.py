@@ -20,6 +20,7 @@ import docker
 import pytest
 import requests
 from docker.models.containers import Container
+from testcontainers.core.container import DockerContainer
 
 from harness.datasets import Example, clinc10_intents, clinc150_split
 from tests.container.conftest import make_opt_ml
@@ -97,20 +98,20 @@ def test_train_in_a_container_without_network_writes_the_model(trained_in_a_cont
     assert (model_dir / "model.onnx").stat().st_uid == os.getuid()
 
 
-def test_serve_in_a_container_answers_real_queries(
-    client: docker.DockerClient, image: str, trained_in_a_container: Path
-) -> None:
+def test_serve_in_a_container_answers_real_queries(image: str, trained_in_a_container: Path) -> None:
+    """`serve` in a container started by testcontainers, as SageMaker starts it: `docker run IMAGE serve`
+    with the model mounted read-only and port 8080 published (here on a loopback port)."""
     port = free_port()
-    container = client.containers.run(
-        image,
-        command="serve",
-        ports={"8080/tcp": ("127.0.0.1", port)},
-        volumes={str(trained_in_a_container / "model"): {"bind": "/opt/ml/model", "mode": "ro"}},
-        user="byoc",
-        detach=True,
+    serving = (
+        DockerContainer(image)
+        .with_command("serve")
+        .with_bind_ports("8080/tcp", ("127.0.0.1", port))  # type: ignore[arg-type]
+        .with_volume_mapping(str(trained_in_a_container / "model"), "/opt/ml/model", "ro")
+        .with_kwargs(user="byoc")
     )
     url = f"http://127.0.0.1:{port}"
-    try:
+    with serving:
+        container = serving.get_wrapped_container()
         wait_for_ping(url, container)
         per_intent: dict[str, Example] = {}
         for example in clinc150_split("test", clinc10_intents()):
@@ -134,8 +135,6 @@ def test_serve_in_a_container_answers_real_queries(
         logs = container.logs().decode("utf-8", "replace")
         loaded = [json.loads(line) for line in logs.splitlines() if '"model_loaded"' in line]
         assert loaded and loaded[0]["backend"] == "onnx"
-    finally:
-        container.remove(force=True)
 
 
 def wait_for_ping(url: str, container: Container, timeout: float = 60) -> None:
