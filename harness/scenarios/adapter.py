@@ -68,6 +68,7 @@ from harness.scenarios.interface import (
 )
 from harness.scenarios.schema import (
     BadData,
+    CapacityShortage,
     EndpointUnhealthy,
     Fault,
     LambdaFunction,
@@ -422,6 +423,8 @@ class LocalScenarioHarness:
             board.raise_in_lambda(self._function_name(fault.function), fault.message)
         elif isinstance(fault, ServerDies):
             board.kill_server_after(fault.after_s)
+        elif isinstance(fault, CapacityShortage):
+            board.capacity_shortage(fault.jobs)
         self._note(f"fault injected: {fault.model_dump_json()}")
 
     def _function_name(self, function: LambdaFunction) -> str:

@@ -527,10 +527,19 @@ class ServerDies(Strict):
     after_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
 
 
+class CapacityShortage(Strict):
+    """The next training jobs get no instance: each ends Failed with SageMaker's `CapacityError: ...`
+    FailureReason before any data is downloaded (the state machine waits and trains again)."""
+
+    kind: Literal["capacity_shortage"]
+    jobs: Annotated[int, Field(ge=1, le=10)] = 1
+
+
 Fault = Annotated[
-    TrainingFails | BadData | EndpointUnhealthy | LambdaRaises | ServerDies, Field(discriminator="kind")
+    TrainingFails | BadData | EndpointUnhealthy | LambdaRaises | ServerDies | CapacityShortage,
+    Field(discriminator="kind"),
 ]
-FAULT_MODELS: Final = (TrainingFails, BadData, EndpointUnhealthy, LambdaRaises, ServerDies)
+FAULT_MODELS: Final = (TrainingFails, BadData, EndpointUnhealthy, LambdaRaises, ServerDies, CapacityShortage)
 
 
 class WaitBase(Strict):

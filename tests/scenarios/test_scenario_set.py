@@ -22,6 +22,7 @@ EXPECTED = {
     "two-triggers-at-once",
     "bad-requests",
     "rerun-changes-nothing",
+    "capacity-failure-retried",
 }
 
 
@@ -52,7 +53,7 @@ def test_the_set_exercises_every_trigger_and_fault(scenario_set: list[LoadedScen
         step_kind(s) for s in steps
     }
     faults = {step.fault.kind for step in steps if isinstance(step, FaultStep)}
-    assert faults == {"bad_data", "endpoint_unhealthy", "lambda_raises"}
+    assert faults == {"bad_data", "endpoint_unhealthy", "lambda_raises", "capacity_shortage"}
     assert any(isinstance(step, S3PutStep) for step in steps) and any(isinstance(s, RerunStep) for s in steps)
 
 
