@@ -105,7 +105,7 @@ def test_serve_in_a_container_answers_real_queries(image: str, trained_in_a_cont
     serving = (
         DockerContainer(image)
         .with_command("serve")
-        .with_bind_ports("8080/tcp", ("127.0.0.1", port))  # type: ignore[arg-type]
+        .with_bind_ports(8080, port)
         .with_volume_mapping(str(trained_in_a_container / "model"), "/opt/ml/model", "ro")
         .with_kwargs(user="byoc")
     )
