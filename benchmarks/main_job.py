@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-STAGES = ("Source", "Build", "Train", "Approve", "Register", "PublishApi", "API calls")
+STAGES = ("Source", "Build", "Train", "Approve", "Register", "PublishApi", "CallApi")
 
 
 @dataclass

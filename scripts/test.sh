@@ -35,6 +35,8 @@ report() {
     printf '  %-28s %5d s (exit %d)\n' "total" $(( $(date +%s) - started )) "$code"
 }
 trap report EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM  # so that the phases' report shows how the run ended
 
 phase "setup (.venv)"
 bash scripts/setup.sh

@@ -214,6 +214,8 @@ def failure_origin(history: Sequence[Mapping[str, Any]], doomed: frozenset[str])
             name = str(event.get("stateEnteredEventDetails", {}).get("name", ""))
             if name in doomed:
                 return task_failed_in if task_failed_in is not None else name
+            if kind == "ChoiceStateEntered" and task_failed_in is not None:
+                continue  # a Choice only routes: the caught task failure goes on through it
             entered, task_failed_in = name, None
         elif kind in _TASK_FAILURES:
             task_failed_in = entered

@@ -130,6 +130,22 @@ def test_a_task_failure_that_leads_to_the_fail_state_names_its_task(doomed: froz
     assert failure_origin(events, doomed) == "Train"
 
 
+def test_a_task_failure_caught_into_a_choice_that_leads_to_the_fail_state_names_its_task(
+    doomed: frozenset[str],
+) -> None:
+    # Train's failure is caught into CapacityShortage (a Choice: a capacity error waits and trains
+    # again, any other failure goes to ExecutionFailed).
+    assert "CapacityShortage" not in doomed
+    events: list[Mapping[str, Any]] = [
+        {"id": 1, "type": "ExecutionStarted"},
+        {"id": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "Train"}},
+        {"id": 3, "type": "TaskFailed"},
+        {"id": 4, "type": "ChoiceStateEntered", "stateEnteredEventDetails": {"name": "CapacityShortage"}},
+        {"id": 5, "type": "FailStateEntered", "stateEnteredEventDetails": {"name": "ExecutionFailed"}},
+    ]
+    assert failure_origin(events, doomed) == "Train"
+
+
 def test_a_failure_without_a_task_error_names_the_first_state_of_the_failure_path(
     doomed: frozenset[str],
 ) -> None:
