@@ -63,6 +63,28 @@ class RetryPolicy:
         return rng.uniform(0.0, ceiling)
 
 
+def send_retrying_throttles(
+    request: Callable[[], requests.Response],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_throttle: Callable[[], None] = lambda: None,
+) -> tuple[requests.Response, int]:
+    """`request()` again while it answers 429, as `policy` says: (the last answer, attempts made).
+    A connection error propagates (`requests.RequestException`); `on_throttle` is told of each 429."""
+    jitter = rng if rng is not None else random.Random()
+    attempt = 1
+    while True:
+        response = request()
+        if response.status_code != TOO_MANY_REQUESTS:
+            return response, attempt
+        on_throttle()
+        if attempt >= policy.max_attempts:
+            return response, attempt
+        sleep(policy.delay(attempt, response.headers.get("Retry-After"), jitter))
+        attempt += 1
+
+
 def _seconds(retry_after: str | None) -> float | None:
     """`Retry-After` as seconds; the HTTP-date form and garbage are ignored (backoff applies)."""
     if retry_after is None:
@@ -137,24 +159,23 @@ class ApiClient:
 
     def post(self, payload: dict[str, Any]) -> tuple[int, Any, int]:
         """(status, decoded body or text, attempts); status 0 when no answer came (the error's text)."""
-        attempt = 1
-        while True:
-            try:
-                response = self.session.post(
-                    self.url,
-                    json=payload,
-                    headers={API_KEY_HEADER: self.api_key},
-                    timeout=self.timeout_s,
-                )
-            except requests.RequestException as error:
-                return 0, str(error), attempt
-            if response.status_code != TOO_MANY_REQUESTS:
-                return response.status_code, _decode(response), attempt
+        attempts = 0
+
+        def request() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
+            return self.session.post(
+                self.url, json=payload, headers={API_KEY_HEADER: self.api_key}, timeout=self.timeout_s
+            )
+
+        def throttled() -> None:
             self.throttled += 1
-            if attempt >= self.retry.max_attempts:
-                return response.status_code, _decode(response), attempt
-            self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After"), self.rng))
-            attempt += 1
+
+        try:
+            response, attempts = send_retrying_throttles(request, self.retry, self.sleep, self.rng, throttled)
+        except requests.RequestException as error:
+            return 0, str(error), attempts
+        return response.status_code, _decode(response), attempts
 
 
 def _decode(response: requests.Response) -> Any:

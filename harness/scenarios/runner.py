@@ -34,7 +34,7 @@ from typing import Literal
 import requests
 
 from harness import datasets
-from harness.api_client import TOO_MANY_REQUESTS, RetryPolicy
+from harness.api_client import RetryPolicy, send_retrying_throttles
 from harness.scenarios.checks import CheckContext, CheckResult, check
 from harness.scenarios.interface import (
     HarnessFactory,
@@ -258,20 +258,16 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
     started = time.monotonic()
     target = url.rstrip("/") + spec.path
     policy = THROTTLE_RETRY if spec.retry_throttled else RetryPolicy(max_attempts=1)
-    attempt = 1
-    while True:
-        try:
-            answer = session.request(
-                spec.method, target, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S
-            )
-        except requests.RequestException as error:
-            return HttpExchange(
-                spec.method, spec.path, body, None, error=str(error), elapsed_s=time.monotonic() - started
-            )
-        if answer.status_code != TOO_MANY_REQUESTS or attempt >= policy.max_attempts:
-            break
-        time.sleep(policy.delay(attempt, answer.headers.get("Retry-After"), _JITTER))
-        attempt += 1
+
+    def request() -> requests.Response:
+        return session.request(spec.method, target, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S)
+
+    try:
+        answer, _ = send_retrying_throttles(request, policy, rng=_JITTER)
+    except requests.RequestException as error:
+        return HttpExchange(
+            spec.method, spec.path, body, None, error=str(error), elapsed_s=time.monotonic() - started
+        )
     return HttpExchange(
         spec.method, spec.path, body, answer.status_code, answer.content, elapsed_s=time.monotonic() - started
     )
