@@ -35,8 +35,8 @@ from harness.compute.training_logs import TrainingLogPublisher
 from harness.identity import FAKE_CREDENTIALS, REGION
 
 
-def s3_client_factory(endpoint_url: str, region: str = REGION, service: str = "s3") -> Callable[[], Any]:
-    """A factory of S3 (or `service`) clients for the emulator at `endpoint_url` (a fresh client per
+def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
+    """A factory of `service` clients for the emulator at `endpoint_url` (a fresh client per
     caller/thread)."""
 
     def make() -> Any:
@@ -93,7 +93,7 @@ class ComputePlane:
             raise ValueError(f"endpoint_startup_limit_s must be positive, got {endpoint_startup_limit_s}")
         work_dir = work_dir.resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
-        s3 = s3_client_factory(endpoint_url)
+        s3 = client_factory("s3", endpoint_url)
         cached = chosen if training_cache is None else CachingRuntime(chosen, training_cache)
         runs = cached if faults is None else faults.wrap(cached)
         return cls(
@@ -105,7 +105,7 @@ class ComputePlane:
                 work_dir=work_dir,
                 prepare_input=faults.corrupt_channels if faults is not None else None,
                 provision=faults.capacity_error if faults is not None else None,
-                logs=TrainingLogPublisher(s3_client_factory(endpoint_url, service="logs")),
+                logs=TrainingLogPublisher(client_factory("logs", endpoint_url)),
             ),
             endpoints=EndpointManager(
                 runtime=runs,
