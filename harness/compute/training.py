@@ -309,13 +309,14 @@ class TrainingJob:
     def _end(self, status: str, secondary: str, **changes: Any) -> None:
         """The final status, with the metrics and end time: a reader never sees one without the others."""
         now = _now()
-        metrics = tuple(final_metrics(self.log_text(), self.spec.metric_definitions, now))
+        log_text = self.log_text()
+        if self._logs is not None:  # where SageMaker puts the log, before any reader sees the job end
+            self._logs.publish(self.spec.name, log_text, self._created_s)
+        metrics = tuple(final_metrics(log_text, self.spec.metric_definitions, now))
         self._set_secondary(
             secondary, status=status, ended=True, final_metrics=metrics, training_end_time=now, **changes
         )
         LOG.info("training job %s ended %s", self.spec.name, status)
-        if self._logs is not None:  # where SageMaker puts the container's log (before readers are told)
-            self._logs.publish(self.spec.name, self.log_text(), self._created_s)
         self._done.set()
 
     def _run(self) -> None:
