@@ -423,10 +423,13 @@ class LocalAws:
 
     # -- the pipeline -------------------------------------------------------------------------------
     def deployed_pipeline(self) -> DeployedPipeline:
-        """The deployed pipeline and build projects, read once from the platform stack."""
+        """The deployed pipeline (GetPipeline) and its build projects (BatchGetProjects), read once."""
         if self._pipeline is None:
             self._pipeline = deployed_pipeline(
-                self.client("cloudformation"), self.deployment.platform_stack_name, ACCOUNT_ID
+                self.client("codepipeline"),
+                self.client("codebuild"),
+                self.deployment.pipeline_name,
+                ACCOUNT_ID,
             )
         return self._pipeline
 

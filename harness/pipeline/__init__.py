@@ -1,8 +1,9 @@
 """The pipeline runner: executes the deployed CodePipeline's stages locally, as CodePipeline does.
 
-The emulator stores no CodePipeline, so the definition comes from the platform template the deployer
-renders (never a second copy), resolved against the deployed stack. Each action runs through one
-executor from an explicit table keyed by (category, provider):
+The definition is the deployed pipeline as CodePipeline holds it: the platform stack's CloudFormation
+creates the pipeline and its CodeBuild project in the emulator (harness/seams/cfn_pipeline.py), and the
+runner reads them with GetPipeline and BatchGetProjects. Each action runs through one executor from an
+explicit table keyed by (category, provider):
 
 - Source (CodeCommit, CodeStarSourceConnection): a commit of a local git repository (by default the
   working tree as a commit, made without touching branch or index) becomes the source artifact; its
@@ -16,17 +17,17 @@ executor from an explicit table keyed by (category, provider):
 - Approval (Manual): a policy per run: auto, prompt, wait (another process decides through an
   `ApprovalChannel` folder) or any callable.   `approval.py`
 
-The definition: `definition.py` (typed stages and actions), `cfn_yaml.py` (short tags), `resolve.py`
-(intrinsics against the stack); the core: `runner.py`, `model.py`, `artifacts.py`; the view for
-GetPipelineState: `state.py`; terminal lines: `progress.py`; the table and its inputs: `wiring.py`;
-the process runtime's `docker` for builds: `docker_standin.py`.
+The definition: `definition.py` (typed stages, actions and projects from the API's answers); the
+core: `runner.py`, `model.py`, `artifacts.py`; the view for GetPipelineState: `state.py`; terminal
+lines: `progress.py`; the table and its inputs: `wiring.py`; the process runtime's `docker` for builds:
+`docker_standin.py`.
 
 Python API::
 
     from harness.pipeline import (
         ArtifactStore, PipelineRunner, SourceRequest, deployed_pipeline, default_executors,
     )
-    deployed = deployed_pipeline(cloudformation_client, "gptneo-intent-platform", account_id)
+    deployed = deployed_pipeline(codepipeline_client, codebuild_client, "gptneo-intent-pipeline", account_id)
     store = ArtifactStore(run_dir / "artifacts", deployed.pipeline.artifact_bucket,
                           deployed.pipeline.name, s3_client)
     executors = default_executors(
@@ -72,9 +73,8 @@ from harness.pipeline.definition import (
     DefinitionError,
     Pipeline,
     Stage,
-    codebuild_projects_from_template,
-    load_platform_template,
-    pipeline_from_template,
+    codebuild_project_from_api,
+    pipeline_from_api,
 )
 from harness.pipeline.images import DockerImageBuild, ProcessImageBuild
 from harness.pipeline.lambda_action import (
@@ -100,7 +100,6 @@ from harness.pipeline.model import (
 )
 from harness.pipeline.progress import ProgressPrinter
 from harness.pipeline.registry import LocalRegistry, RegistryError, record_in_ecr
-from harness.pipeline.resolve import ResolveError, StackContext
 from harness.pipeline.runner import PipelineRunner
 from harness.pipeline.source import GitError, git_source_action, snapshot_commit
 from harness.pipeline.state import pipeline_state, state_listener
@@ -146,21 +145,18 @@ __all__ = [
     "ProgressPrinter",
     "PromptApproval",
     "RegistryError",
-    "ResolveError",
     "SourceRequest",
-    "StackContext",
     "Stage",
     "StageResult",
     "WaitApproval",
     "auto_approve",
     "boto3_invoker",
-    "codebuild_projects_from_template",
+    "codebuild_project_from_api",
     "default_executors",
     "deployed_pipeline",
     "git_source_action",
     "invoke_client",
-    "load_platform_template",
-    "pipeline_from_template",
+    "pipeline_from_api",
     "pipeline_state",
     "policy_named",
     "record_in_ecr",

@@ -1,8 +1,9 @@
 """Putting a runner together: the deployed pipeline, and the one table of executors.
 
-`deployed_pipeline()` reads the platform template (the deployer's rendering) and resolves its pipeline
-and CodeBuild projects against the stack the emulator's CloudFormation holds. `default_executors()`
-is the explicit table keyed by (category, provider) that the runner dispatches on.
+`deployed_pipeline()` reads the deployed pipeline as CodePipeline holds it (GetPipeline) and the CodeBuild
+projects its Build and Test actions name (BatchGetProjects), as a console or an SDK user would: the
+platform stack's CloudFormation created both (harness/seams/cfn_pipeline.py). `default_executors()` is
+the explicit table keyed by (category, provider) that the runner dispatches on.
 """
 
 from __future__ import annotations
@@ -17,35 +18,49 @@ from harness.pipeline.build import CodeBuildExecutor, ImageBuild
 from harness.pipeline.build_cache import LocalBuildCache
 from harness.pipeline.definition import (
     CodeBuildProject,
+    DefinitionError,
     Pipeline,
-    codebuild_projects_from_template,
-    load_platform_template,
-    pipeline_from_template,
+    codebuild_project_from_api,
+    pipeline_from_api,
 )
 from harness.pipeline.lambda_action import Invoker, JobBoard, LambdaInvokeExecutor
 from harness.pipeline.model import ActionContext, ActionExecutor
-from harness.pipeline.resolve import StackContext
 from harness.pipeline.source import git_source_action
+
+# The action types whose configuration's ProjectName names a CodeBuild project.
+_CODEBUILD_ACTIONS = frozenset({("Build", "CodeBuild"), ("Test", "CodeBuild")})
 
 
 @dataclass(frozen=True)
 class DeployedPipeline:
     pipeline: Pipeline
     projects: Mapping[str, CodeBuildProject]
-    context: StackContext
+    region: str
+    account_id: str
 
 
 def deployed_pipeline(
-    cloudformation: Any, stack_name: str, account_id: str, template: Mapping[str, Any] | None = None
+    codepipeline: Any, codebuild: Any, pipeline_name: str, account_id: str
 ) -> DeployedPipeline:
-    """The pipeline of the deployed platform stack (template: the deployer's rendering by default)."""
-    template = template if template is not None else load_platform_template()
-    context = StackContext.from_cloudformation(cloudformation, stack_name, template, account_id)
-    return DeployedPipeline(
-        pipeline_from_template(template, context),
-        codebuild_projects_from_template(template, context),
-        context,
+    """The pipeline `pipeline_name` (GetPipeline) and the CodeBuild projects it names (BatchGetProjects),
+    through boto3 clients of the two services."""
+    pipeline = pipeline_from_api(codepipeline.get_pipeline(name=pipeline_name)["pipeline"])
+    names = sorted(
+        {
+            action.configuration["ProjectName"]
+            for stage in pipeline.stages
+            for action in stage.actions
+            if action.action_type.key in _CODEBUILD_ACTIONS and "ProjectName" in action.configuration
+        }
     )
+    projects: dict[str, CodeBuildProject] = {}
+    if names:
+        answer = codebuild.batch_get_projects(names=names)
+        projects = {p.name: p for p in (codebuild_project_from_api(raw) for raw in answer["projects"])}
+        missing = [name for name in names if name not in projects]
+        if missing:
+            raise DefinitionError(f"{pipeline.name}: no CodeBuild project {', '.join(missing)}")
+    return DeployedPipeline(pipeline, projects, str(codepipeline.meta.region_name), account_id)
 
 
 def default_executors(
@@ -64,9 +79,8 @@ def default_executors(
     lambda_after_raise_timeout_s: float | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
     """The executor table: (category, provider) -> executor."""
-    context = deployed.context
     build = CodeBuildExecutor(
-        deployed.projects, context.region, context.account_id, endpoint_url, image_build, cache=build_cache
+        deployed.projects, deployed.region, deployed.account_id, endpoint_url, image_build, cache=build_cache
     )
     return {
         ("Source", "CodeCommit"): git_source_action,
@@ -80,8 +94,8 @@ def default_executors(
             async_retry_delays_s=lambda_async_retry_delays_s,
             after_raise_timeout_s=lambda_after_raise_timeout_s,
             store=store,
-            region=context.region,
-            account_id=context.account_id,
+            region=deployed.region,
+            account_id=deployed.account_id,
         ),
         ("Approval", "Manual"): ManualApprovalExecutor(approval, approval_summary),
     }

@@ -18,6 +18,7 @@ import moto
 from harness.seams import (
     apigateway,
     awslambda,
+    cfn_pipeline,
     cloudformation,
     codepipeline,
     ecr,
@@ -36,6 +37,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "codepipeline": codepipeline.install,
     "ecr": ecr.install,
     "cloudformation": cloudformation.install,
+    "cfn_pipeline": cfn_pipeline.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
 }

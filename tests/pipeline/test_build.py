@@ -26,14 +26,12 @@ from harness.pipeline.definition import (
     CodeBuildProject,
     Pipeline,
     Stage,
-    codebuild_projects_from_template,
-    load_platform_template,
 )
 from harness.pipeline.images import ProcessImageBuild
 from harness.pipeline.model import ActionContext, ActionFailed, SourceRequest
-from harness.pipeline.resolve import StackContext
 from harness.pipeline.source import git_source_action
 from tests.pipeline.conftest import git
+from tests.pipeline.platform import platform_build_project
 
 # This machine as the project's build host: the buildspec's wheelhouse is kept between builds, as
 # CodeBuild's LOCAL_CUSTOM_CACHE keeps it (the first build on a new machine makes it with pip wheel).
@@ -41,17 +39,8 @@ MACHINE_BUILD_CACHE = LocalBuildCache(cache_home() / "codebuild")
 
 
 def _project() -> CodeBuildProject:
-    """The platform template's CodeBuild project, resolved against synthetic physical ids."""
-    template = load_platform_template()
-    context = StackContext(
-        "platform",
-        "us-east-1",
-        ACCOUNT_ID,
-        {"ProjectName": "gptneo-intent"},
-        {name: f"phys-{name.lower()}" for name in template["Resources"]},
-        {name: spec["Type"] for name, spec in template["Resources"].items()},
-    )
-    return codebuild_projects_from_template(template, context)["gptneo-intent-image"]
+    """The platform's CodeBuild project, as the emulator's CloudFormation creates it (BatchGetProjects)."""
+    return platform_build_project()
 
 
 def _actions() -> tuple[Pipeline, Action, Action]:
@@ -112,7 +101,7 @@ def test_the_deployers_buildspec_with_the_process_runtime(image_source: Path, tm
     digest = tree_digest(image_source)  # the committed tree hashes as the working copy does
     assert output.variables["IMAGE_DIGEST"] == digest
     assert output.variables["COMMIT_ID"] == commit
-    expected_uri = f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com/phys-imagerepository@{digest}"
+    expected_uri = f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com/gptneo-intent@{digest}"
     assert output.variables["IMAGE_URI"] == expected_uri
     with zipfile.ZipFile(output.artifacts["BuildOutput"]) as archive:
         record = json.loads(archive.read("build.json"))
@@ -154,11 +143,13 @@ def test_the_deployers_buildspec_with_docker_and_a_local_registry(image_source: 
         _context(pipeline, "Source", source_action, (), tmp_path / "s", SourceRequest(image_source))
     )
     ref = store.put("exec-1", "SourceOutput", out.artifacts["SourceOutput"], out.revision)
+    project = _project()  # deployed in an emulator of its own, before this test's starts
+    repository = next(v.value for v in project.environment_variables if v.name == "IMAGE_REPO_NAME")
     with EmbeddedEmulator() as emulator, LocalRegistry(tmp_path / "registry") as registry:
         ecr = emulator.client("ecr")
-        ecr.create_repository(repositoryName="phys-imagerepository")
+        ecr.create_repository(repositoryName=repository)
         executor = CodeBuildExecutor(
-            {"gptneo-intent-image": _project()},
+            {"gptneo-intent-image": project},
             emulator.region,
             ACCOUNT_ID,
             emulator.endpoint_url,
@@ -167,8 +158,8 @@ def test_the_deployers_buildspec_with_docker_and_a_local_registry(image_source: 
         )
         output = executor(_context(pipeline, "Build", build_action, (ref,), tmp_path / "b", None))
         digest = output.variables["IMAGE_DIGEST"]
-        assert output.variables["IMAGE_URI"] == f"{registry.host}/phys-imagerepository@{digest}"
-        assert registry.manifest("phys-imagerepository", digest)[2] == digest
-        images = ecr.describe_images(repositoryName="phys-imagerepository")["imageDetails"]
+        assert output.variables["IMAGE_URI"] == f"{registry.host}/{repository}@{digest}"
+        assert registry.manifest(repository, digest)[2] == digest
+        images = ecr.describe_images(repositoryName=repository)["imageDetails"]
         tags = {tag for image in images for tag in image.get("imageTags", [])}
         assert tags == {output.variables["COMMIT_ID"][:12], "latest"}

@@ -23,11 +23,9 @@ from harness.pipeline.definition import (
     CodeBuildProject,
     Pipeline,
     Stage,
-    codebuild_projects_from_template,
-    load_platform_template,
 )
 from harness.pipeline.model import ActionContext
-from harness.pipeline.resolve import StackContext
+from tests.pipeline.platform import platform_build_project
 
 # Makes `deps/` only when it is missing, counting how often it had to (the count lives outside the
 # source, which is unpacked anew for every build).
@@ -71,7 +69,15 @@ def _build(executor: CodeBuildExecutor, tmp_path: Path, run: int) -> list[str]:
     work = tmp_path / f"build-{run}"
     work.mkdir()
     context = ActionContext(
-        pipeline, f"exec-{run}", "Build", build, dict(build.configuration), (source,), work, None, {},
+        pipeline,
+        f"exec-{run}",
+        "Build",
+        build,
+        dict(build.configuration),
+        (source,),
+        work,
+        None,
+        {},
         lines.append,
     )
     executor(context)
@@ -115,13 +121,7 @@ def test_without_the_custom_mode_every_build_starts_empty(
 
 def test_the_platform_project_keeps_the_wheelhouse_in_a_local_custom_cache() -> None:
     """The deployer's CodeBuild project and buildspec ask for what the harness keeps."""
-    template = load_platform_template()
-    context = StackContext(
-        "platform", "us-east-1", "123456789012", {"ProjectName": "gptneo-intent"},
-        {name: f"phys-{name.lower()}" for name in template["Resources"]},
-        {name: spec["Type"] for name, spec in template["Resources"].items()},
-    )
-    project = codebuild_projects_from_template(template, context)["gptneo-intent-image"]
+    project = platform_build_project()
     assert project.cache_type == "LOCAL" and "LOCAL_CUSTOM_CACHE" in project.cache_modes
     buildspec = (Path(__file__).resolve().parents[2] / "deployer" / "buildspec.yml").read_text()
     assert '"container/wheels/**/*"' in buildspec

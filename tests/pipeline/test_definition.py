@@ -1,49 +1,44 @@
-"""The pipeline's definition, read from the deployer's own platform template and resolved."""
+"""The pipeline's definition, read as the deployer's platform stack creates it in the emulator.
+
+CloudFormation creates the pipeline and the CodeBuild project (harness/seams/cfn_pipeline.py); the
+runner's definition is what GetPipeline and BatchGetProjects answer, its intrinsics resolved by moto's
+CloudFormation (`Fn::If` on the source provider, `Ref`, `Fn::Sub`, `Fn::GetAtt`).
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
-from harness.pipeline import cfn_yaml
-from harness.pipeline.definition import (
-    DefinitionError,
-    codebuild_projects_from_template,
-    load_platform_template,
-    pipeline_from_template,
-)
-from harness.pipeline.resolve import ResolveError, StackContext, resolve
+from harness.pipeline.definition import DefinitionError, codebuild_project_from_api, pipeline_from_api
+from harness.pipeline.wiring import DeployedPipeline
+from tests.pipeline.platform import deploy_platform
 
 
-def _context(template: dict[str, Any], **parameters: str) -> StackContext:
-    """A stack context built by hand: every resource's physical id is `phys-<logical id>` (synthetic)."""
-    defaults = {
-        name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec
-    }
-    types = {name: spec["Type"] for name, spec in template["Resources"].items()}
-    context = StackContext(
-        "platform",
-        "us-east-1",
-        ACCOUNT_ID,
-        {**defaults, **parameters},
-        {name: f"phys-{name}" for name in template["Resources"]},
-        types,
-    )
-    from dataclasses import replace
-
-    from harness.pipeline.resolve import evaluate_conditions
-
-    return replace(context, conditions=evaluate_conditions(template, context))
+@pytest.fixture(scope="module")
+def platforms() -> Iterator[tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline]]:
+    """The platform deployed twice: CodeCommit source (the default) and GitHub through a connection."""
+    with EmbeddedEmulator() as emulator:
+        codecommit = deploy_platform(emulator, "defn")
+        connection = deploy_platform(
+            emulator,
+            "defn-gh",
+            SourceProvider="CodeStarConnection",
+            FullRepositoryId="me/repo",
+            ConnectionArn=f"arn:aws:codestar-connections:us-east-1:{ACCOUNT_ID}:connection/abc",
+        )
+        yield emulator, codecommit, connection
 
 
-def test_the_deployers_pipeline_reads_as_six_stages() -> None:
-    template = load_platform_template()
-    pipeline = pipeline_from_template(template, _context(template))
-
+def test_the_deployers_pipeline_reads_as_six_stages(
+    platforms: tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline],
+) -> None:
+    emulator, deployed, _ = platforms
+    pipeline = deployed.pipeline
     assert [s.name for s in pipeline.stages] == [
         "Source",
         "Build",
@@ -52,8 +47,14 @@ def test_the_deployers_pipeline_reads_as_six_stages() -> None:
         "Register",
         "PublishApi",
     ]
-    assert pipeline.name == "gptneo-intent-pipeline"
-    assert pipeline.artifact_bucket == "phys-ArtifactBucket"
+    assert pipeline.name == "defn-pipeline"
+    outputs = emulator.client("cloudformation").describe_stacks(StackName="defn-platform")["Stacks"][0][
+        "Outputs"
+    ]
+    by_key = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    assert pipeline.artifact_bucket == by_key["ArtifactBucketName"]
+    assert by_key["PipelineName"] == "defn-pipeline" and by_key["BuildProjectName"] == "defn-image"
+    assert pipeline.role_arn.startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/defn-platform-PipelineRole")
     keys = [a.action_type.key for s in pipeline.stages for a in s.actions]
     assert keys == [
         ("Source", "CodeCommit"),
@@ -63,12 +64,17 @@ def test_the_deployers_pipeline_reads_as_six_stages() -> None:
         ("Invoke", "Lambda"),
         ("Invoke", "Lambda"),
     ]
+    source = pipeline.action("Source", "Source")
+    # CodePipeline keeps configuration values as strings (the template's YAML false included).
+    assert source.configuration == {
+        "RepositoryName": "gptneo-intent",
+        "BranchName": "main",
+        "PollForSourceChanges": "false",
+    }
     build = pipeline.action("Build", "BuildImage")
-    assert build.input_artifacts == ("SourceOutput",)
-    assert build.output_artifacts == ("BuildOutput",)
-    assert build.namespace == "BuildVariables"
-    train = pipeline.action("Train", "StartTraining")
-    assert train.configuration["FunctionName"] == "phys-StartTrainingFunction"
+    assert build.input_artifacts == ("SourceOutput",) and build.output_artifacts == ("BuildOutput",)
+    assert build.namespace == "BuildVariables" and build.configuration["ProjectName"] == "defn-image"
+    assert pipeline.action("Train", "StartTraining").configuration["FunctionName"] == "defn-start-training"
     # CodePipeline's own variables stay for the runner to resolve per execution.
     assert (
         "#{TrainVariables.ExecutionArn}"
@@ -76,118 +82,103 @@ def test_the_deployers_pipeline_reads_as_six_stages() -> None:
     )
 
 
-def test_the_source_provider_parameter_switches_the_source_action() -> None:
-    template = load_platform_template()
-    context = _context(template, SourceProvider="CodeStarConnection", FullRepositoryId="me/repo")
-    source = pipeline_from_template(template, context).stages[0].actions[0]
+def test_the_source_provider_parameter_switches_the_source_action(
+    platforms: tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline],
+) -> None:
+    _, _, connection = platforms
+    source = connection.pipeline.stages[0].actions[0]
     assert source.action_type.key == ("Source", "CodeStarSourceConnection")
     assert source.configuration["FullRepositoryId"] == "me/repo"
+    assert source.configuration["DetectChanges"] == "true"
 
 
-def test_codebuild_project_from_the_template() -> None:
-    template = load_platform_template()
-    projects = codebuild_projects_from_template(template, _context(template))
-    project = projects["gptneo-intent-image"]
+def test_the_codebuild_project_as_batch_get_projects_answers(
+    platforms: tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline],
+) -> None:
+    emulator, deployed, _ = platforms
+    project = deployed.projects["defn-image"]
     assert project.buildspec == "deployer/buildspec.yml"
+    assert project.image == "aws/codebuild/standard:7.0" and project.privileged_mode
+    assert project.timeout_minutes == 60
+    assert (project.cache_type, project.cache_modes) == (
+        "LOCAL",
+        ("LOCAL_DOCKER_LAYER_CACHE", "LOCAL_CUSTOM_CACHE"),
+    )
     variables = {v.name: v.value for v in project.environment_variables}
     assert variables["REGISTRY_HOST"] == f"{ACCOUNT_ID}.dkr.ecr.us-east-1.amazonaws.com"
-    assert variables["IMAGE_REPO_NAME"] == "phys-ImageRepository"
+    assert variables["IMAGE_REPO_NAME"] == "defn"
+    bucket = emulator.client("cloudformation").describe_stack_resource(
+        StackName="defn-platform", LogicalResourceId="ArtifactBucket"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    assert variables["ARTIFACT_BUCKET"] == bucket
+    assert project.service_role.startswith(f"arn:aws:iam::{ACCOUNT_ID}:role/defn-platform-BuildRole")
 
 
-def test_short_tags_load_as_long_form() -> None:
-    loaded = cfn_yaml.loads(
-        "A: !Ref X\nB: !GetAtt R.Arn\nC: !Sub '${X}-y'\nD: !If [Cond, !Ref X, !Ref 'AWS::NoValue']\n"
-        "E: !Join ['-', [a, !Ref X]]\n"
+DECLARATION: dict[str, Any] = {
+    "name": "p",
+    "roleArn": "arn:aws:iam::123456789012:role/r",
+    "artifactStore": {"type": "S3", "location": "bucket"},
+    "stages": [
+        {
+            "name": "Source",
+            "actions": [
+                {
+                    "name": "Source",
+                    "actionTypeId": {
+                        "category": "Source",
+                        "owner": "AWS",
+                        "provider": "CodeCommit",
+                        "version": "1",
+                    },
+                    "configuration": {"RepositoryName": "r"},
+                    "outputArtifacts": [{"name": "Out"}],
+                }
+            ],
+        },
+        {
+            "name": "Build",
+            "actions": [
+                {
+                    "name": "Build",
+                    "actionTypeId": {
+                        "category": "Build",
+                        "owner": "AWS",
+                        "provider": "CodeBuild",
+                        "version": "1",
+                    },
+                    "configuration": {"ProjectName": "b"},
+                    "inputArtifacts": [{"name": "Out"}],
+                    "runOrder": 2,
+                }
+            ],
+        },
+    ],
+}
+
+
+def test_a_declaration_reads_into_typed_stages() -> None:
+    pipeline = pipeline_from_api(DECLARATION)
+    assert (pipeline.name, pipeline.artifact_bucket, pipeline.role_arn) == (
+        "p",
+        "bucket",
+        "arn:aws:iam::123456789012:role/r",
     )
-    assert loaded == {
-        "A": {"Ref": "X"},
-        "B": {"Fn::GetAtt": ["R", "Arn"]},
-        "C": {"Fn::Sub": "${X}-y"},
-        "D": {"Fn::If": ["Cond", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]},
-        "E": {"Fn::Join": ["-", ["a", {"Ref": "X"}]]},
-    }
-
-
-def test_resolver_functions_and_errors() -> None:
-    context = StackContext(
-        "s",
-        "eu-west-1",
-        ACCOUNT_ID,
-        {"Env": "dev"},
-        {"Fn": "my-fn"},
-        {"Fn": "AWS::Lambda::Function"},
-        conditions={"IsDev": True},
-    )
-    value = {
-        "Sub": {"Fn::Sub": "${AWS::Region}/${Env}/${Fn.Arn}/${!Literal}"},
-        "SubVars": {"Fn::Sub": ["${A}-${Env}", {"A": {"Ref": "Fn"}}]},
-        "If": {"Fn::If": ["IsDev", "yes", "no"]},
-        "Gone": {"Fn::If": ["IsDev", {"Ref": "AWS::NoValue"}, "kept"]},
-        "List": [{"Ref": "AWS::NoValue"}, {"Fn::Select": [1, {"Fn::Split": [",", "a,b"]}]}],
-    }
-    assert resolve(value, context) == {
-        "Sub": f"eu-west-1/dev/arn:aws:lambda:eu-west-1:{ACCOUNT_ID}:function:my-fn/${{Literal}}",
-        "SubVars": "my-fn-dev",
-        "If": "yes",
-        "List": ["b"],
-    }
-    with pytest.raises(ResolveError, match="no such parameter or resource"):
-        resolve({"Ref": "Missing"}, context)
-    with pytest.raises(ResolveError, match="cannot be resolved locally"):
-        resolve({"Fn::GetAtt": ["Fn", "SnapStartResponse"]}, context)
-    with pytest.raises(ResolveError, match="not supported"):
-        resolve({"Fn::ImportValue": "x"}, context)
+    assert pipeline.action("Build", "Build").run_order == 2
+    assert pipeline.action("Build", "Build").action_type.key == ("Build", "CodeBuild")
 
 
 def test_pipeline_errors_name_the_problem() -> None:
-    template = load_platform_template()
-    context = _context(template)
-    broken = json.loads(json.dumps(template))
-    broken["Resources"]["Pipeline"]["Properties"]["Stages"][2]["Actions"][0]["InputArtifacts"] = [
-        {"Name": "NoSuchArtifact"}
-    ]
+    broken = copy.deepcopy(DECLARATION)
+    broken["stages"][1]["actions"][0]["inputArtifacts"] = [{"name": "NoSuchArtifact"}]
     with pytest.raises(DefinitionError, match="NoSuchArtifact"):
-        pipeline_from_template(broken, context)
-    with pytest.raises(DefinitionError, match="exactly one"):
-        pipeline_from_template({"Resources": {}}, context)
-
-
-TEMPLATE = """
-Parameters:
-  Prefix: {Type: String, Default: demo}
-Resources:
-  ArtifactBucket:
-    Type: AWS::S3::Bucket
-  Project:
-    Type: AWS::CodeBuild::Project
-    Properties:
-      Name: !Sub "${Prefix}-build"
-      ServiceRole: arn:aws:iam::123456789012:role/x
-      Source: {Type: CODEPIPELINE}
-      Artifacts: {Type: CODEPIPELINE}
-      Environment: {Type: LINUX_CONTAINER, ComputeType: BUILD_GENERAL1_SMALL, Image: img}
-Outputs:
-  Bucket:
-    Value: !Ref ArtifactBucket
-"""
-
-
-# moto's CloudFormation warns that it skips the CodeBuild project: exactly what this test is about.
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS..CodeBuild..Project:UserWarning")
-def test_stack_context_from_the_emulators_cloudformation(tmp_path: Path) -> None:
-    """A real stack in the embedded emulator; moto skips the CodeBuild project, its Name stands in."""
-    template = cfn_yaml.loads(TEMPLATE)
-    with EmbeddedEmulator() as emulator:
-        cloudformation = emulator.client("cloudformation")
-        cloudformation.create_stack(
-            StackName="ctx",
-            TemplateBody=TEMPLATE,
-            Parameters=[{"ParameterKey": "Prefix", "ParameterValue": "x"}],
-        )
-        context = StackContext.from_cloudformation(cloudformation, "ctx", template, ACCOUNT_ID)
-        bucket = emulator.client("s3").list_buckets()["Buckets"][0]["Name"]
-
-    assert context.parameters["Prefix"] == "x"
-    assert context.resources["ArtifactBucket"] == bucket
-    assert context.outputs["Bucket"] == bucket
-    assert resolve({"Ref": "Project"}, context) == "x-build"
+        pipeline_from_api(broken)
+    with pytest.raises(DefinitionError, match="no stages"):
+        pipeline_from_api({**DECLARATION, "stages": []})
+    with pytest.raises(DefinitionError, match="artifact bucket"):
+        pipeline_from_api({**DECLARATION, "artifactStore": {}})
+    unknown = copy.deepcopy(DECLARATION)
+    unknown["stages"][0]["actions"][0]["actionTypeId"]["category"] = "Teleport"
+    with pytest.raises(DefinitionError, match="unknown action category 'Teleport'"):
+        pipeline_from_api(unknown)
+    with pytest.raises(DefinitionError, match="without a name"):
+        codebuild_project_from_api({"environment": {}})

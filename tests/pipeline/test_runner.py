@@ -1,9 +1,11 @@
 """The runner core end to end with real executors, against the embedded emulator.
 
-Real: the git source, the buildspec (run in bash), the artifact bucket (the emulator's S3), the
-CodePipeline job API (the emulator's, harness.seams.codepipeline), the approval policies. The Lambda
-functions here are local Python callables (the test's stand-in for deployed functions: they receive
-the job event and report through the emulator's job API with boto3, as a deployed function does).
+The pipeline and its CodeBuild project are created by the emulator's CloudFormation (the seam
+harness/seams/cfn_pipeline.py) and read back with GetPipeline and BatchGetProjects. Real: the git
+source, the buildspec (run in bash), the artifact bucket (the emulator's S3), the CodePipeline job API
+(the emulator's, harness.seams.codepipeline), the approval policies. The Lambda functions here are
+local Python callables (the test's stand-in for deployed functions: they receive the job event and
+report through the emulator's job API with boto3, as a deployed function does).
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ import pytest
 
 from deployer.lambdas.pipeline_job import PipelineJob
 from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
-from harness.pipeline import cfn_yaml
 from harness.pipeline.approval import ApprovalDecision, ApprovalRequest, ManualApprovalExecutor, auto_approve
 from harness.pipeline.artifacts import ArtifactStore
 from harness.pipeline.build import CodeBuildExecutor
-from harness.pipeline.definition import Pipeline, codebuild_projects_from_template, pipeline_from_template
 from harness.pipeline.lambda_action import EmulatorJobBoard, FunctionError, LambdaInvokeExecutor
 from harness.pipeline.model import ActionExecutor, PipelineEvent, SourceRequest
-from harness.pipeline.resolve import StackContext
 from harness.pipeline.runner import PipelineRunner
 from harness.pipeline.source import git_source_action
+from harness.pipeline.wiring import DeployedPipeline, deployed_pipeline
 from tests.pipeline.conftest import git
 
 TEMPLATE = """
@@ -37,10 +37,17 @@ Parameters:
 Resources:
   Artifacts:
     Type: AWS::S3::Bucket
+  PipelineRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - {Effect: Allow, Principal: {Service: codepipeline.amazonaws.com}, Action: sts:AssumeRole}
   Project:
     Type: AWS::CodeBuild::Project
     Properties:
-      Name: !Sub "${Prefix}-build"
+      Name: !Sub "${AWS::StackName}-build"
       ServiceRole: !Sub "arn:aws:iam::${AWS::AccountId}:role/build"
       Source: {Type: CODEPIPELINE, BuildSpec: ci/buildspec.yml}
       Artifacts: {Type: CODEPIPELINE}
@@ -53,8 +60,8 @@ Resources:
   Pipeline:
     Type: AWS::CodePipeline::Pipeline
     Properties:
-      Name: !Sub "${Prefix}-pipeline"
-      RoleArn: !Sub "arn:aws:iam::${AWS::AccountId}:role/pipeline"
+      Name: !Sub "${AWS::StackName}-pipeline"
+      RoleArn: !GetAtt PipelineRole.Arn
       ArtifactStore: {Type: S3, Location: !Ref Artifacts}
       Stages:
         - Name: Source
@@ -124,10 +131,6 @@ def project(repository: Path) -> Path:
     return repository
 
 
-# moto's CloudFormation warns that it skips the CodeBuild project and the pipeline (the runner's reason).
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..Code:UserWarning")
-
-
 class Functions:
     """Local stand-ins for deployed Lambda functions, reporting through the emulator's job API."""
 
@@ -166,12 +169,13 @@ class Functions:
         self.codepipeline.put_job_success_result(jobId=job.id, outputVariables={"Url": "http://api"})
 
 
-def _setup(emulator: EmbeddedEmulator, stack: str) -> tuple[Pipeline, dict[str, Any], StackContext]:
+def _setup(emulator: EmbeddedEmulator, stack: str) -> DeployedPipeline:
     cloudformation = emulator.client("cloudformation")
     cloudformation.create_stack(StackName=stack, TemplateBody=TEMPLATE)
-    template = cfn_yaml.loads(TEMPLATE)
-    context = StackContext.from_cloudformation(cloudformation, stack, template, ACCOUNT_ID)
-    return pipeline_from_template(template, context), template, context
+    assert cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    return deployed_pipeline(
+        emulator.client("codepipeline"), emulator.client("codebuild"), f"{stack}-pipeline", ACCOUNT_ID
+    )
 
 
 def _runner(
@@ -182,14 +186,15 @@ def _runner(
     functions: Functions,
     events: list[PipelineEvent],
 ) -> PipelineRunner:
-    pipeline, template, context = _setup(emulator, stack)
+    deployed = _setup(emulator, stack)
+    pipeline = deployed.pipeline
     store = ArtifactStore(
         tmp_path / "artifacts", pipeline.artifact_bucket, pipeline.name, emulator.client("s3")
     )
     executors: dict[tuple[str, str], ActionExecutor] = {
         ("Source", "CodeCommit"): git_source_action,
         ("Build", "CodeBuild"): CodeBuildExecutor(
-            codebuild_projects_from_template(template, context),
+            deployed.projects,
             emulator.region,
             ACCOUNT_ID,
             emulator.endpoint_url,
@@ -239,7 +244,7 @@ def test_a_commit_runs_through_every_stage(emulator: EmbeddedEmulator, project: 
     pipeline_context = functions.codepipeline.get_job_details(jobId=first["id"])["jobDetails"]["data"][
         "pipelineContext"
     ]
-    assert pipeline_context["pipelineName"] == "unit-pipeline" and pipeline_context["stage"] == {
+    assert pipeline_context["pipelineName"] == "ok-pipeline" and pipeline_context["stage"] == {
         "name": "Train"
     }
     assert pipeline_context["pipelineExecutionId"] == result.execution_id
@@ -304,7 +309,7 @@ def test_a_failed_build_stops_the_pipeline_with_the_reason(
 def test_missing_executor_and_unknown_variable(
     emulator: EmbeddedEmulator, project: Path, tmp_path: Path
 ) -> None:
-    pipeline, _, _ = _setup(emulator, "checks")
+    pipeline = _setup(emulator, "checks").pipeline
     store = ArtifactStore(tmp_path / "a", pipeline.artifact_bucket, pipeline.name)
     with pytest.raises(ValueError, match=r"no executor for action types \[\('Approval', 'Manual'\)"):
         PipelineRunner(pipeline, {("Source", "CodeCommit"): git_source_action}, store, tmp_path)
