@@ -82,10 +82,8 @@ def test_an_update_the_stack_role_may_not_make_rolls_back_to_the_previous_templa
     trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}}]}
     role = iam.create_role(RoleName="seam-stack-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
     create_only = ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ListQueueTags"]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": create_only, "Resource": "*"}],
-    }
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": create_only, "Resource": "*"}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
     iam.put_role_policy(RoleName="seam-stack-role", PolicyName="queue", PolicyDocument=json.dumps(policy))
     # sqs:TagQueue is missing too: the create handler lists it, so creation already fails.
     cloudformation.create_stack(StackName="seam-role", TemplateBody=_queue_template(30), RoleARN=role["Arn"])
@@ -93,7 +91,7 @@ def test_an_update_the_stack_role_may_not_make_rolls_back_to_the_previous_templa
     assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
     cloudformation.delete_stack(StackName="seam-role")
 
-    policy["Statement"][0]["Action"] = [*create_only, "sqs:TagQueue"]
+    statement["Action"] = [*create_only, "sqs:TagQueue"]
     iam.put_role_policy(RoleName="seam-stack-role", PolicyName="queue", PolicyDocument=json.dumps(policy))
     cloudformation.create_stack(StackName="seam-role", TemplateBody=_queue_template(30), RoleARN=role["Arn"])
     assert (
