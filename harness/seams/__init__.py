@@ -22,6 +22,7 @@ from harness.seams import (
     codepipeline,
     ecr,
     events,
+    iam,
     sagemaker,
     stepfunctions,
 )
@@ -38,6 +39,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "cloudformation": cloudformation.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
+    "iam": iam.install,
 }
 
 _installed = False
