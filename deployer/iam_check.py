@@ -49,9 +49,11 @@ __all__ = [
     "Finding",
     "Requirement",
     "TemplateResolver",
+    "allowed",
     "check",
     "handler_permissions",
     "lambda_calls",
+    "stack_role_requirements",
 ]
 
 REGION = "us-east-1"
@@ -434,15 +436,18 @@ def _schema(kind: str) -> dict[str, Any] | None:
     return None
 
 
-def handler_permissions(kind: str, properties: Mapping[str, Any]) -> list[str]:
-    """The handler permissions a stack role needs for a resource of `kind` with these properties."""
+def handler_permissions(
+    kind: str, properties: Mapping[str, Any], operations: Sequence[str] = HANDLER_OPERATIONS
+) -> list[str]:
+    """The handler permissions a stack role needs for a resource of `kind` with these properties, for
+    the handler `operations` (create, read, update, delete; default: all)."""
     schema = _schema(kind)
     if schema is None:
         raise KeyError(f"no resource provider schema for {kind}")
     handlers = schema.get("handlers", {})
     wanted: list[str] = []
     conditional = CONDITIONAL_PERMISSIONS.get(kind, {})
-    for operation in HANDLER_OPERATIONS:
+    for operation in operations:
         for permission in handlers.get(operation, {}).get("permissions", []):
             triggers = conditional.get(permission)
             if triggers is not None and not any(_has_property(properties, t) for t in triggers):
@@ -522,6 +527,36 @@ def _roles(resolver: TemplateResolver) -> dict[str, list[Policy]]:
             policies.append(parse_policy(arn, MANAGED_POLICIES[arn]))
         roles[logical] = policies
     return roles
+
+
+def allowed(policies: Sequence[Policy], requirement: Requirement) -> bool:
+    """Whether the policies allow the requirement: on its resource, or (resource None) on some resource."""
+    return _allowed(policies, requirement)
+
+
+def stack_role_requirements(
+    template: Mapping[str, Any],
+    stack_name: str,
+    parameters: Mapping[str, str],
+    role: str,
+    operations: Mapping[str, Sequence[str]] | None = None,
+) -> list[tuple[str, Requirement]]:
+    """(logical id, requirement) for each handler permission `role` needs to deploy the stack's
+    resources, in template order; `operations` maps a logical id to the handler operations CloudFormation
+    runs for it (default: `create` for every resource). The same rules as check()'s (c)."""
+    resolver = TemplateResolver(template, stack_name, parameters)
+    found: list[tuple[str, Requirement]] = []
+    for logical, resource in resolver.resources.items():
+        wanted = ("create",) if operations is None else tuple(operations.get(logical, ()))
+        if not wanted:
+            continue
+        kind = resource["Type"]
+        properties = resolver.resolved(logical)
+        for permission in handler_permissions(kind, properties, wanted):
+            source = _SCHEMAS_SOURCE.format(type=kind, ops="/".join(wanted))
+            resource_arn, context = _handler_resource(resolver, kind, logical, properties, permission)
+            found.append((logical, Requirement(role, permission, source, resource_arn, context)))
+    return found
 
 
 def _allowed(policies: Sequence[Policy], requirement: Requirement) -> bool:

@@ -10,6 +10,7 @@ read the context of the emulator that runs now (`current()`). One `HarnessContex
   gives them (harness/faults.py);
 - the Step Functions timing (`step_functions`): the time scale of Wait states, Retry intervals and
   `.sync` polls, and the SageMaker operations' parameters the integration accepts;
+- IAM enforcement (`iam`, harness/iam): the switch, and the denials made for the run report;
 - the pipeline states GetPipelineState answers (`pipeline_states`), which live with moto's
   CodePipeline backend so that moto's reset clears them with the rest of its state.
 
@@ -29,6 +30,7 @@ import botocore.session
 
 from harness.compute.plane import ComputePlane
 from harness.faults import FaultBoard
+from harness.iam.enforcement import IamEnforcement
 from harness.lambda_runtime import LambdaRuntime
 
 # Read when a context is made: the Step Functions time scale to start with (1.0 when unset).
@@ -125,10 +127,12 @@ class PipelineStates:
 class HarnessContext:
     """What one running embedded emulator gives its seams. `open()` once the server's URL is known."""
 
-    def __init__(self, time_scale: float | None = None) -> None:
+    def __init__(self, time_scale: float | None = None, iam: bool = True) -> None:
         configured = os.environ.get(TIME_SCALE_ENV)
         scale = time_scale if time_scale is not None else float(configured) if configured else 1.0
         self.faults = FaultBoard()
+        # IAM enforcement at moto's boundary (harness/seams/iam.py); `iam.set_enabled(False)` turns it off.
+        self.iam = IamEnforcement(enabled=iam)
         self.step_functions = StepFunctionsTiming(scale)
         self._lock = threading.Lock()
         self._plane: ComputePlane | None = None

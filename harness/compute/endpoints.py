@@ -14,6 +14,11 @@
 - `invoke`: forwards the body to `POST /invocations` of the current container, with SageMaker's
   limits: bodies over 6 MB are refused (413) and a container that takes over 60 s is a ModelError.
 
+With `roles` (harness.service_roles), a model's data is downloaded and its image pulled with the
+credentials of the model's `ExecutionRoleArn`, as SageMaker does (SageMaker developer guide, "How to
+use SageMaker execution roles", CreateModel API: execution role permissions); a denial fails the
+endpoint (`Failed`, or an update rolled back) with SageMaker's FailureReason and the API's denial.
+
 Endpoints are keyed by (account, region, name). Locks guard only the routing table: no lock is
 held during an HTTP call or while a container starts.
 """
@@ -32,8 +37,10 @@ from typing import Any
 
 import requests
 
+from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.s3io import S3Uri, download_and_unpack
+from harness.service_roles import SAGEMAKER_SESSION, ServiceRoles
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class ModelTarget:
     image_uri: str
     model_data_url: str | None
     environment: dict[str, str]
+    execution_role_arn: str | None = None  # the model's ExecutionRoleArn
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,10 @@ class InvocationResult:
     content_type: str
     custom_attributes: str | None
     variant_name: str
+
+
+class _StartRefused(Exception):
+    """The replica could not start for a reason SageMaker words itself (the FailureReason)."""
 
 
 class InvocationTimeout(Exception):
@@ -134,6 +146,8 @@ class EndpointManager:
     startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S
     # Told of every serving container that went InService (e.g. a fault that stops it later).
     on_in_service: Callable[[ContainerProcess], None] | None = None
+    # The execution roles' credentials: a model with an ExecutionRoleArn is fetched as that role.
+    roles: ServiceRoles | None = None
     _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -264,6 +278,9 @@ class EndpointManager:
         try:
             replica = self._start_replica(key, target)
             reason = self._wait_healthy(replica)
+        except _StartRefused as refused:
+            LOG.info("endpoint %s: could not start %s: %s", key[2], target.config_name, refused)
+            reason = str(refused)
         except Exception as error:  # model data or image missing, container failed to start
             LOG.info("endpoint %s: could not start %s: %s", key[2], target.config_name, error)
             reason = f"Failed to start the container for production variant {target.variant_name}: {error}"
@@ -303,10 +320,23 @@ class EndpointManager:
         base_dir = directory / "opt" / "ml"
         model_dir = base_dir / "model"
         model_dir.mkdir(parents=True)
+        role = target.execution_role_arn if self.roles is not None else None
+        s3 = self.roles.client("s3", role, SAGEMAKER_SESSION) if self.roles and role else self.s3_client()
         if target.model_data_url:
-            download_and_unpack(
-                self.s3_client(), S3Uri.parse(target.model_data_url), directory / "download", model_dir
-            )
+            try:
+                download_and_unpack(s3, S3Uri.parse(target.model_data_url), directory / "download", model_dir)
+            except Exception as error:  # SageMaker's reason ("container_1": the model's first container)
+                raise _StartRefused(
+                    f'Failed to download model data for container "container_1" from URL: '
+                    f'"{target.model_data_url}". Please ensure that there is an object located at the URL '
+                    f"and that the role passed to CreateModel has permissions to download the object. "
+                    f"{error}"
+                ) from error
+        if self.roles is not None and role:
+            try:
+                check_image_pull(self.roles.client("ecr", role, SAGEMAKER_SESSION), target.image_uri)
+            except ImagePullDenied as denied:
+                raise _StartRefused(f"{denied.reason(role)} {denied.detail}") from denied
         image = self.runtime.resolve(target.image_uri)
         serving = self.runtime.start_serving(image, base_dir, directory / "serve.log", target.environment)
         return _Replica(target, serving, directory)

@@ -2,6 +2,8 @@
 
 `ComputePlane` bundles one container runtime, the training job runner and the endpoint manager, a
 work directory for their `/opt/ml` trees and logs, and an S3 client factory pointed at the emulator.
+A job or endpoint makes its S3, ECR and CloudWatch Logs calls as its execution role
+(harness.service_roles: credentials from the emulator's STS), as SageMaker does.
 
 The seams (harness/seams/sagemaker.py) run inside moto's request threads; they find the plane through
 the running emulator's context (harness/context.py):
@@ -33,6 +35,7 @@ from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache
 from harness.compute.training_logs import TrainingLogPublisher
 from harness.identity import FAKE_CREDENTIALS, REGION
+from harness.service_roles import ServiceRoles
 
 
 def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
@@ -94,6 +97,8 @@ class ComputePlane:
         work_dir = work_dir.resolve()
         work_dir.mkdir(parents=True, exist_ok=True)
         s3 = client_factory("s3", endpoint_url)
+        # Training jobs and endpoints act as their execution roles (RoleArn, ExecutionRoleArn).
+        roles = ServiceRoles(endpoint_url)
         cached = chosen if training_cache is None else CachingRuntime(chosen, training_cache)
         runs = cached if faults is None else faults.wrap(cached)
         return cls(
@@ -106,6 +111,7 @@ class ComputePlane:
                 prepare_input=faults.corrupt_channels if faults is not None else None,
                 provision=faults.capacity_error if faults is not None else None,
                 logs=TrainingLogPublisher(client_factory("logs", endpoint_url)),
+                roles=roles,
             ),
             endpoints=EndpointManager(
                 runtime=runs,
@@ -113,6 +119,7 @@ class ComputePlane:
                 work_dir=work_dir,
                 startup_limit_s=endpoint_startup_limit_s,
                 on_in_service=faults.serving_started if faults is not None else None,
+                roles=roles,
             ),
         )
 

@@ -4,6 +4,10 @@ A channel's `S3Prefix` is downloaded object by object into the channel's directo
 object's path below the prefix; a model directory goes up as one `model.tar.gz` with its files at
 the archive's root; a `model.tar.gz` comes down and is unpacked with tarfile's `data` filter (no
 absolute paths, no links out of the target).
+
+Objects are read with GetObject, not boto3's `download_file` (which asks HeadObject first): a HEAD
+answer has no body, so a denial would reach the job as a bare "403 Forbidden", where SageMaker's reason
+names the role and the action.
 """
 
 from __future__ import annotations
@@ -47,9 +51,23 @@ def download_prefix(s3: Any, uri: S3Uri, target: Path) -> list[Path]:
                 raise ValueError(f"refusing to download {key!r}: its path leaves the channel directory")
             destination = target.joinpath(*parts)
             destination.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(uri.bucket, key, str(destination))
+            get_object_to(s3, uri.bucket, key, destination)
             written.append(destination)
     return written
+
+
+_CHUNK = 1024 * 1024
+
+
+def get_object_to(s3: Any, bucket: str, key: str, destination: Path) -> None:
+    """Writes one object's bytes to `destination` (GetObject, streamed)."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        with destination.open("wb") as target:
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                target.write(chunk)
+    finally:
+        body.close()
 
 
 def pack_directory(source: Path, archive: Path) -> Path:
@@ -69,7 +87,7 @@ def download_and_unpack(s3: Any, uri: S3Uri, scratch: Path, target: Path) -> Non
     """Downloads a model.tar.gz and unpacks it into `target` (created if missing)."""
     scratch.mkdir(parents=True, exist_ok=True)
     archive = scratch / "model.tar.gz"
-    s3.download_file(uri.bucket, uri.key, str(archive))
+    get_object_to(s3, uri.bucket, uri.key, archive)
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(target, filter="data")

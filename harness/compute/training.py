@@ -10,10 +10,17 @@ rejects what the harness cannot honour. `TrainingJobRunner.start` then, in a bac
    `<job dir>/train.log` (printable with `TrainingJob.log_text()`);
 3. Uploading: packs `/opt/ml/model` into `<S3OutputPath>/<name>/output/model.tar.gz`;
 4. ends Completed, Failed (FailureReason = "AlgorithmError: " + the container's
-   `/opt/ml/output/failure`, "ClientError: ..." when the data could not be fetched, or "CapacityError: ..."
+   `/opt/ml/output/failure`, "ClientError: ..." when the image could not be pulled, the data could not be
+   fetched or the model not uploaded, or "CapacityError: ..."
    while starting when the capacity fault is on) or Stopped
    (StopTrainingJob sends SIGTERM; `StoppingCondition.MaxRuntimeInSeconds` stops it too, with the
    secondary status MaxRuntimeExceeded). A stopped job uploads no model.
+
+With `roles` (harness.service_roles), the job's S3 reads and writes, its image pull (ECR) and its log
+(CloudWatch Logs) are made with the credentials of the job's `RoleArn`, as SageMaker makes them with the
+execution role (SageMaker developer guide, "How to use SageMaker execution roles", CreateTrainingJob API:
+execution role permissions): a call the role may not make fails the job with the API's denial in its
+FailureReason, naming the assumed role and the action.
 
 FinalMetricDataList comes from the log: for each of the job's MetricDefinitions, the first group of
 the regex's last match, as SageMaker does with CloudWatch's log. Statuses are read through
@@ -35,9 +42,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
 from harness.compute.training_logs import TrainingLogPublisher
+from harness.service_roles import SAGEMAKER_SESSION, RoleError, ServiceRoles
 
 LOG = logging.getLogger(__name__)
 
@@ -75,6 +84,7 @@ class TrainingJobSpec:
     instance_count: int
     max_runtime_seconds: float | None
     environment: dict[str, str]
+    role_arn: str | None = None  # RoleArn: the execution role SageMaker acts as for the job
 
     @classmethod
     def from_request(cls, request: dict[str, Any]) -> TrainingJobSpec:
@@ -119,6 +129,7 @@ class TrainingJobSpec:
             instance_count=int(resources.get("InstanceCount", 1)),
             max_runtime_seconds=float(max_runtime) if max_runtime is not None else None,
             environment={str(k): str(v) for k, v in environment.items()},
+            role_arn=str(request["RoleArn"]) if request.get("RoleArn") else None,
         )
 
     @property
@@ -230,8 +241,12 @@ class TrainingJob:
         prepare_input: Callable[[Path], None] | None = None,
         provision: Callable[[], str | None] | None = None,
         logs: TrainingLogPublisher | None = None,
+        ecr: Any | None = None,
+        logs_client: Callable[[], Any] | None = None,
     ) -> None:
         self.spec = spec
+        self._ecr = ecr  # asked for the image pull as the job's role (None: not asked)
+        self._logs_client = logs_client  # CloudWatch Logs as the job's role (None: the publisher's own)
         self._prepare_input = prepare_input
         self._provision = provision
         self._logs = logs
@@ -311,7 +326,7 @@ class TrainingJob:
         now = _now()
         log_text = self.log_text()
         if self._logs is not None:  # where SageMaker puts the log, before any reader sees the job end
-            self._logs.publish(self.spec.name, log_text, self._created_s)
+            self._logs.publish(self.spec.name, log_text, self._created_s, self._logs_client)
         metrics = tuple(final_metrics(log_text, self.spec.metric_definitions, now))
         self._set_secondary(
             secondary, status=status, ended=True, final_metrics=metrics, training_end_time=now, **changes
@@ -331,6 +346,10 @@ class TrainingJob:
                 image = self._prepare()
             except _Stopped:
                 raise
+            except ImagePullDenied as error:
+                reason = error.reason(self.spec.role_arn or "(no role)")
+                self._end("Failed", "Failed", failure_reason=_limit(f"ClientError: {reason} {error.detail}"))
+                return
             except (ImageNotFound, ValueError, OSError) as error:
                 self._end("Failed", "Failed", failure_reason=_limit(f"ClientError: {error}"))
                 return
@@ -354,7 +373,12 @@ class TrainingJob:
                 return
             self._set_secondary("Uploading")
             archive = pack_directory(self.base_dir / "model", self.job_dir / "model.tar.gz")
-            upload_file(self._s3, archive, self.spec.model_artifact_uri)
+            try:
+                upload_file(self._s3, archive, self.spec.model_artifact_uri)
+            except Exception as error:  # botocore errors: e.g. the role may not write the output path
+                reason = f"ClientError: Failed to upload the model to {self.spec.model_artifact_uri}: {error}"
+                self._end("Failed", "Failed", failure_reason=_limit(reason), exit_code=0)
+                return
             self._end("Completed", "Completed", model_artifact=str(self.spec.model_artifact_uri), exit_code=0)
         except _Stopped:
             self._end("Stopped", "Stopped")
@@ -365,6 +389,8 @@ class TrainingJob:
             )
 
     def _prepare(self) -> ResolvedImage:
+        if self._ecr is not None:
+            check_image_pull(self._ecr, self.spec.image_uri)
         image = self._runtime.resolve(self.spec.image_uri)
         if self.job_dir.exists():
             shutil.rmtree(self.job_dir)
@@ -454,21 +480,43 @@ class TrainingJobRunner:
     provision: Callable[[], str | None] | None = None
     # Where each ended job's log goes (CloudWatch Logs, as SageMaker sends it); None: nowhere.
     logs: TrainingLogPublisher | None = None
+    # The execution roles' credentials: a job with a RoleArn makes its AWS calls as that role.
+    roles: ServiceRoles | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self, account: str, region: str, spec: TrainingJobSpec) -> TrainingJob:
         key = (account, region, spec.name)
         job_dir = self.work_dir / "training-jobs" / account / region / spec.name
+        s3, ecr, logs_client = self._clients(spec)  # AssumeRole: a call back into the emulator, no lock held
         with self._lock:
             if key in self._jobs:
                 raise TrainingJobError(f"a training job named {spec.name} already runs in the harness")
             job = TrainingJob(
-                spec, job_dir, self.runtime, self.s3_client(), self.prepare_input, self.provision, self.logs
+                spec,
+                job_dir,
+                self.runtime,
+                s3,
+                self.prepare_input,
+                self.provision,
+                self.logs,
+                ecr=ecr,
+                logs_client=logs_client,
             )
             self._jobs[key] = job
         job.start()
         return job
+
+    def _clients(self, spec: TrainingJobSpec) -> tuple[Any, Any | None, Callable[[], Any] | None]:
+        """(S3, ECR, CloudWatch Logs factory) as the job's role; the plane's own without roles."""
+        if self.roles is None or spec.role_arn is None:
+            return self.s3_client(), None, None
+        try:
+            s3 = self.roles.client("s3", spec.role_arn, SAGEMAKER_SESSION)
+            ecr = self.roles.client("ecr", spec.role_arn, SAGEMAKER_SESSION)
+        except RoleError as error:  # CreateTrainingJob's ValidationException on AWS
+            raise TrainingJobError(str(error)) from error
+        return s3, ecr, self.roles.client_factory("logs", spec.role_arn, SAGEMAKER_SESSION)
 
     def jobs(self) -> list[TrainingJob]:
         with self._lock:

@@ -54,10 +54,17 @@ class TrainingLogPublisher:
     def __init__(self, logs_client: Callable[[], Any]) -> None:
         self._logs_client = logs_client
 
-    def publish(self, job_name: str, log_text: str, started_s: float | None = None) -> None:
-        """Never raises: a log that cannot be written is logged, the job's outcome stands."""
+    def publish(
+        self,
+        job_name: str,
+        log_text: str,
+        started_s: float | None = None,
+        logs_client: Callable[[], Any] | None = None,
+    ) -> None:
+        """Never raises: a log that cannot be written (the role may not, the emulator is going away) is
+        logged, the job's outcome stands. `logs_client`: the job's role's client, else the publisher's."""
         try:
-            client = self._logs_client()
+            client = (logs_client or self._logs_client)()
             with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
                 client.create_log_group(logGroupName=LOG_GROUP)
             stream = stream_name(job_name, started_s if started_s is not None else time.time())

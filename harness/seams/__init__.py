@@ -23,6 +23,7 @@ from harness.seams import (
     codepipeline,
     ecr,
     events,
+    iam,
     sagemaker,
     stepfunctions,
 )
@@ -40,6 +41,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "cfn_pipeline": cfn_pipeline.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
+    "iam": iam.install,
 }
 
 _installed = False

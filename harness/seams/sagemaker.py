@@ -51,6 +51,7 @@ _TRAINING_REQUEST_FIELDS = {
     "output_data_config": "OutputDataConfig",
     "resource_config": "ResourceConfig",
     "stopping_condition": "StoppingCondition",
+    "role_arn": "RoleArn",
 }
 _TRAINING_ACTIVE = ("InProgress", "Stopping")
 
@@ -253,6 +254,7 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
             image_uri=str(image),
             model_data_url=container.get("ModelDataUrl"),
             environment={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+            execution_role_arn=str(model.execution_role_arn) if model.execution_role_arn else None,
         )
 
     def _key(self, endpoint_name: str) -> tuple[str, str, str]:

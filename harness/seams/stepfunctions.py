@@ -64,6 +64,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
     StatesErrorNameType,
 )
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.credentials import StateCredentials
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -119,6 +120,9 @@ _AWS_SDK_SERVICE_ERROR_NAME = "SageMaker"
 # moto's own `.sync` poll interval, before scaling.
 _SYNC_POLL_SECONDS = 0.5
 _MIN_SYNC_POLL_SECONDS = 0.01
+# The principal that assumes a state machine's role (its trust policy must name it), and the session's name.
+STATES_PRINCIPAL: Final = "states.amazonaws.com"
+STATES_SESSION_NAME: Final = "StepFunctions"
 
 
 def time_scale() -> float:
@@ -180,7 +184,7 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
         return set(_parameters_of(operation)) if operation else None
 
     def _client(self, runtime_part: ResourceRuntimePart, credentials: StateCredentials) -> Any:
-        return boto_client_for(region=runtime_part.region, service="sagemaker", state_credentials=credentials)
+        return role_client_for(region=runtime_part.region, service="sagemaker", state_credentials=credentials)
 
     def _eval_service_task(
         self,
@@ -311,8 +315,54 @@ def _name_parser_errors() -> None:
                 value.TYPE = code
 
 
+def role_client_for(region: str, service: str, state_credentials: StateCredentials | None = None) -> Any:
+    """moto's `boto_client_for`, signed with the state machine's role as on AWS (Step Functions assumes
+    the role to call the service of every Task; Step Functions developer guide, "How Step Functions
+    works with IAM") instead of moto's fixed key "ak", which the harness's IAM boundary refuses."""
+    context = current()
+    role_arn = getattr(state_credentials, "role_arn", None)
+    if context is None or not role_arn:
+        return _moto_boto_client_for(region, service, state_credentials)
+    credentials = context.iam.session(str(role_arn), STATES_SESSION_NAME, STATES_PRINCIPAL)
+    import boto3
+    from botocore.config import Config
+    from moto.settings import moto_server_port
+
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=f"http://localhost:{moto_server_port()}",
+        # moto's settings for these clients: no retries, its task timeout for connect and read.
+        config=Config(
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},
+            connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+            read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+        ),
+        **credentials.as_boto3(),
+    )
+
+
+_moto_boto_client_for = boto_client_for
+
+
+def _sign_with_the_role() -> None:
+    """Every module of moto's Step Functions parser that imported `boto_client_for` by name."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    boto_client.boto_client_for = role_client_for  # modules imported later take this one
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is (
+            _moto_boto_client_for
+        ):
+            module.boto_client_for = role_client_for  # type: ignore[attr-defined]
+
+
 def install() -> None:
     _name_parser_errors()
+    _sign_with_the_role()
     # moto's aws-sdk service builds `<Service>.<Error>Exception` from this table, else the lower-case name.
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES["sagemaker"] = _AWS_SDK_SERVICE_ERROR_NAME
     stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from moto.cloudformation import models as cloudformation_models
 
@@ -49,3 +50,63 @@ def test_outputs_and_parameters_follow_each_executed_change_set(cloudformation: 
     assert _execute(cloudformation, "UPDATE", "two") == {"BucketName": "seam-bucket", "Suffix": "two"}
     stack = cloudformation.describe_stacks(StackName="seam-test")["Stacks"][0]
     assert stack["Parameters"] == [{"ParameterKey": "Suffix", "ParameterValue": "two"}]
+
+
+def _queue_template(timeout: int) -> str:
+    queue = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {"QueueName": "seam-queue", "VisibilityTimeout": timeout},
+    }
+    return json.dumps({"Resources": {"Queue": queue}, "Outputs": {"Timeout": {"Value": str(timeout)}}})
+
+
+def test_the_seam_wraps_moto_stack_creation_and_update(cloudformation: Any) -> None:
+    assert cloudformation_models.Stack.create_resources is seam._create_resources
+    assert cloudformation_models.Stack.update is seam._update
+
+
+def test_an_update_the_stack_role_may_not_make_rolls_back_to_the_previous_template(
+    cloudformation: Any,
+) -> None:
+    """CloudFormation user guide, "CloudFormation service role": UpdateStack with RoleARN runs every
+    resource handler as that role; AWS::SQS::Queue's update handler calls sqs:SetQueueAttributes (its
+    provider schema's handlers.update.permissions). Without it the resource is UPDATE_FAILED and the
+    stack ends UPDATE_ROLLBACK_COMPLETE on its previous template and outputs ("Stack status codes")."""
+    iam = boto3.client(
+        "iam",
+        endpoint_url=cloudformation.meta.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}}]}
+    role = iam.create_role(RoleName="seam-stack-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    create_only = ["sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ListQueueTags"]
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": create_only, "Resource": "*"}
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    iam.put_role_policy(RoleName="seam-stack-role", PolicyName="queue", PolicyDocument=json.dumps(policy))
+    # sqs:TagQueue is missing too: the create handler lists it, so creation already fails.
+    cloudformation.create_stack(StackName="seam-role", TemplateBody=_queue_template(30), RoleARN=role["Arn"])
+    stack = cloudformation.describe_stacks(StackName="seam-role")["Stacks"][0]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    cloudformation.delete_stack(StackName="seam-role")
+
+    statement["Action"] = [*create_only, "sqs:TagQueue"]
+    iam.put_role_policy(RoleName="seam-stack-role", PolicyName="queue", PolicyDocument=json.dumps(policy))
+    cloudformation.create_stack(StackName="seam-role", TemplateBody=_queue_template(30), RoleARN=role["Arn"])
+    assert (
+        cloudformation.describe_stacks(StackName="seam-role")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    )
+
+    cloudformation.update_stack(StackName="seam-role", TemplateBody=_queue_template(60), RoleARN=role["Arn"])
+    stack = cloudformation.describe_stacks(StackName="seam-role")["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert stack["Outputs"] == [{"OutputKey": "Timeout", "OutputValue": "30"}]
+    events = cloudformation.describe_stack_events(StackName="seam-role")["StackEvents"]
+    [failed] = [e for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert failed["LogicalResourceId"] == "Queue"
+    assert (
+        "assumed-role/seam-stack-role/AWSCloudFormation is not authorized to perform: sqs:SetQueueAttributes"
+        in failed["ResourceStatusReason"]
+    )
+    assert events[0]["ResourceStatus"] == "UPDATE_ROLLBACK_COMPLETE"
