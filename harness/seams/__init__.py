@@ -16,6 +16,7 @@ from collections.abc import Callable
 import moto
 
 from harness.seams import (
+    api_faults,
     apigateway,
     awslambda,
     cloudformation,
@@ -38,6 +39,8 @@ SEAMS: dict[str, Callable[[], None]] = {
     "cloudformation": cloudformation.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
+    # Not one service's: injected API errors at every service's request handling (harness/faults.py).
+    "api_faults": api_faults.install,
 }
 
 _installed = False
