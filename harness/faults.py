@@ -23,6 +23,10 @@ compute plane and the Lambda runtime take when they are built (`ComputePlane.cre
   requested ML compute capacity. ...` (`capacity_error`, the training runner's `provision` hook).
 - `kill_server_after(after_s)`: each serving container that goes InService from now on is sent
   SIGTERM `after_s` seconds later (`serving_started`, the endpoint manager's `on_in_service` hook).
+- `fail_api_calls(service, operation, error, times)`: the next `times` calls of one AWS API operation,
+  from any caller, are answered with `error` (an `harness.aws_errors.AwsError`: throttling, a 5xx,
+  a quota) at the emulator's boundary instead of being carried out (`api_failure`, read by
+  harness/seams/api_faults.py on every request).
 
 Replacement programs are Python source run by the image's own interpreter (`python -c CODE ARGS...`),
 using only the standard library and SageMaker's container contract (SAGEMAKER_BASE_DIR, else /opt/ml;
@@ -38,6 +42,7 @@ import threading
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
+from harness.aws_errors import AwsError, check_call
 from harness.compute.runtime import (
     ContainerProcess,
     ContainerRuntime,
@@ -103,6 +108,7 @@ class FaultBoard:
         self._lambda_errors: dict[str, str] = {}
         self._kill_after_s: float | None = None
         self._capacity_failures = 0
+        self._api_failures: dict[tuple[str, str], tuple[AwsError, int]] = {}
         self._timers: list[threading.Timer] = []
 
     # -- switching faults on and off -----------------------------------------------------------------
@@ -140,9 +146,20 @@ class FaultBoard:
         with self._lock:
             self._kill_after_s = after_s
 
+    def fail_api_calls(self, service: str, operation: str, error: AwsError, times: int = 1) -> None:
+        """The next `times` calls of `service`'s `operation` (botocore's names: `sagemaker`,
+        `DescribeEndpoint`) are answered with `error`; a second call for the same operation replaces
+        the first."""
+        check_call(service, operation)
+        if times < 1:
+            raise ValueError(f"fail_api_calls needs at least one call to fail, got {times}")
+        with self._lock:
+            self._api_failures[(service, operation)] = (error, times)
+
     def clear(self) -> None:
         """Switches every fault off and cancels pending server kills."""
         with self._lock:
+            self._api_failures.clear()
             timers, self._timers = self._timers, []
             self._replacements.clear()
             self._data_problem = None
@@ -180,6 +197,26 @@ class FaultBoard:
                 return None
             self._capacity_failures -= 1
         return CAPACITY_ERROR
+
+    def api_failure(self, service: str, operation: str) -> AwsError | None:
+        """The error this call of `service`'s `operation` is answered with, or None (counts it down)."""
+        key = (service, operation)
+        with self._lock:
+            failing = self._api_failures.get(key)
+            if failing is None:
+                return None
+            error, left = failing
+            if left <= 1:
+                del self._api_failures[key]
+            else:
+                self._api_failures[key] = (error, left - 1)
+        return error
+
+    def api_failures_left(self, service: str, operation: str) -> int:
+        """How many calls of `service`'s `operation` will still fail."""
+        with self._lock:
+            failing = self._api_failures.get((service, operation))
+        return failing[1] if failing is not None else 0
 
     def lambda_error(self, function_name: str) -> str | None:
         """The message the function's worker raises instead of running its handler, or None."""

@@ -22,7 +22,9 @@ What each part of the interface does, on the real system:
   the approval channel (`harness.pipeline.ApprovalChannel`, as `mlops approve` uses): `decide_approval`
   answers the waiting request; with `reject` a watcher rejects every request as it appears.
 - faults: the stack's own fault board (`LocalAws.faults`, see harness/faults.py), which goes with the
-  stack when it stops; `endpoint_unhealthy`'s `startup_limit_s` sets the compute plane's endpoint
+  stack when it stops; `api_error` fails calls at the emulator's boundary (harness/aws_errors.py
+  names the error each service gives); `clear` switches all of them off and restores the endpoint
+  startup limit; `endpoint_unhealthy`'s `startup_limit_s` sets the compute plane's endpoint
   startup limit.
 - `observe`: pipeline runs (finished: the runner's result; running: GetPipelineState's shape kept in
   the stack's pipeline states), Step Functions executions (with the state where a failure began, from the
@@ -51,6 +53,7 @@ from pydantic import JsonValue
 from deployer.asl import transitions
 from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
+from harness.aws_errors import aws_error
 from harness.datasets import Example
 from harness.emulator import ACCOUNT_ID, REGION
 from harness.flow import LocalFlow
@@ -67,8 +70,10 @@ from harness.scenarios.interface import (
     StageView,
 )
 from harness.scenarios.schema import (
+    ApiError,
     BadData,
     CapacityShortage,
+    ClearFaults,
     EndpointUnhealthy,
     Fault,
     LambdaFunction,
@@ -263,6 +268,7 @@ class LocalScenarioHarness:
         self._stopping = threading.Event()
         self._executions = _ExecutionCache()
         self._last_commit: str | None = None
+        self._startup_limit_s: float | None = None  # the plane's own, restored by a `clear` fault
         self._restore: list[tuple[logging.Logger, int]] = []
         self.flow: LocalFlow | None = None
         self.pipeline: Pipeline | None = None  # the deployed definition (stage names, pipeline name)
@@ -291,6 +297,7 @@ class LocalScenarioHarness:
         self.flow = flow
         flow.start()
         self.pipeline = flow.stack.deployed_pipeline().pipeline
+        self._startup_limit_s = flow.stack.plane.endpoints.startup_limit_s
         flow.put_data(training_examples(settings.data))
         self._worker = threading.Thread(target=self._run_pipelines, name="scenario-pipeline", daemon=True)
         self._worker.start()
@@ -427,6 +434,13 @@ class LocalScenarioHarness:
             board.kill_server_after(fault.after_s)
         elif isinstance(fault, CapacityShortage):
             board.capacity_shortage(fault.jobs)
+        elif isinstance(fault, ApiError):
+            error = aws_error(fault.service, fault.operation, fault.error)
+            board.fail_api_calls(fault.service, fault.operation, error, fault.times)
+        elif isinstance(fault, ClearFaults):
+            board.clear()
+            if self._startup_limit_s is not None:
+                self._flow.stack.plane.endpoints.startup_limit_s = self._startup_limit_s
         self._note(f"fault injected: {fault.model_dump_json()}")
 
     def _function_name(self, function: LambdaFunction) -> str:

@@ -38,6 +38,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from harness.aws_errors import aws_error
+
 # Statuses, as the AWS services report them. `NotRun` is the harness's word for a stage that a failed or
 # rejected run never reached (CodePipeline shows no latest execution for it).
 PipelineStatus = Literal["InProgress", "Succeeded", "Failed", "Stopped", "Superseded"]
@@ -535,11 +537,56 @@ class CapacityShortage(Strict):
     jobs: Annotated[int, Field(ge=1, le=10)] = 1
 
 
+class ApiError(Strict):
+    """The next calls of one AWS API operation, from any caller (Lambdas, state machine, harness), are
+    answered with an error as the service gives it, at the emulator's boundary; SDK retries then apply."""
+
+    kind: Literal["api_error"]
+    service: str = Field(description="botocore's name: sagemaker, stepfunctions, lambda, dynamodb, logs, ...")
+    operation: str = Field(description="the API reference's operation name, e.g. DescribeEndpoint")
+    error: Literal["throttling", "unavailable", "internal", "resource_limit_exceeded"] = Field(
+        default="throttling",
+        description="throttling (ThrottlingException 400, TooManyRequestsException 429, ...), "
+        "unavailable (503), internal (500), resource_limit_exceeded (SageMaker's quota error)",
+    )
+    times: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="how many calls fail")
+
+    @model_validator(mode="after")
+    def _known_call(self) -> ApiError:
+        try:
+            aws_error(self.service, self.operation, self.error)
+        except ValueError as problem:
+            raise PydanticCustomError("api_error_call", "{problem}", {"problem": str(problem)}) from None
+        return self
+
+
+class ClearFaults(Strict):
+    """Switches every fault injected so far off (what a fix or the end of an outage would do)."""
+
+    kind: Literal["clear"]
+
+
 Fault = Annotated[
-    TrainingFails | BadData | EndpointUnhealthy | LambdaRaises | ServerDies | CapacityShortage,
+    TrainingFails
+    | BadData
+    | EndpointUnhealthy
+    | LambdaRaises
+    | ServerDies
+    | CapacityShortage
+    | ApiError
+    | ClearFaults,
     Field(discriminator="kind"),
 ]
-FAULT_MODELS: Final = (TrainingFails, BadData, EndpointUnhealthy, LambdaRaises, ServerDies, CapacityShortage)
+FAULT_MODELS: Final = (
+    TrainingFails,
+    BadData,
+    EndpointUnhealthy,
+    LambdaRaises,
+    ServerDies,
+    CapacityShortage,
+    ApiError,
+    ClearFaults,
+)
 
 
 class WaitBase(Strict):

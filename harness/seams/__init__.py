@@ -16,6 +16,7 @@ from collections.abc import Callable
 import moto
 
 from harness.seams import (
+    api_faults,
     apigateway,
     awslambda,
     cfn_pipeline,
@@ -42,6 +43,8 @@ SEAMS: dict[str, Callable[[], None]] = {
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
     "iam": iam.install,
+    # Not one service's: injected API errors at every service's request handling (harness/faults.py).
+    "api_faults": api_faults.install,
 }
 
 _installed = False
