@@ -23,6 +23,7 @@ from harness.seams import (
     ecr,
     events,
     sagemaker,
+    server,
     stepfunctions,
 )
 
@@ -38,6 +39,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "cloudformation": cloudformation.install,
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
+    "server": server.install,
 }
 
 _installed = False
