@@ -26,6 +26,7 @@ from harness.seams import (
     events,
     iam,
     sagemaker,
+    server,
     stepfunctions,
 )
 
@@ -45,6 +46,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "iam": iam.install,
     # Not one service's: injected API errors at every service's request handling (harness/faults.py).
     "api_faults": api_faults.install,
+    "server": server.install,
 }
 
 _installed = False
