@@ -104,6 +104,7 @@ class LocalFlow:
                     time_scale=options.time_scale,
                     parameters=parameters,
                     training_cache=default_cache_root() if options.training_cache else None,
+                    iam=options.iam,
                 )
             ).start()
             self.aws.deploy()

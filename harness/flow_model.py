@@ -52,6 +52,7 @@ class FlowOptions:
     parameters: Mapping[str, str] = field(default_factory=dict)
     api_batch_size: int = MAX_API_BATCH  # queries per API request at the end (harness.api_client)
     training_cache: bool = True  # step caching of training jobs (harness.compute.training_cache)
+    iam: bool = True  # IAM enforced at the emulator's boundary (harness/iam); False: full rights for all
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
