@@ -372,6 +372,13 @@ class LocalAws:
             raise LocalAwsError("no harness context: the stack runs an external endpoint")
         return emulator.context
 
+    def access_denials(self) -> list[dict[str, str]]:
+        """Every call IAM refused in this stack so far (principal, action, resource, AWS's message);
+        none for an external endpoint, which enforces (or not) on its own."""
+        if not self.embedded:
+            return []
+        return [denial.as_dict() for denial in self.context.iam.denials()]
+
     @property
     def faults(self) -> FaultBoard:
         """The faults switched on for this stack (harness/faults.py)."""

@@ -44,12 +44,14 @@ from harness.iam.actions import Call, parameters_from_json, requests_for
 from harness.iam.credentials import find_role, trusts
 from harness.iam.enforcement import Denial
 from harness.iam.errors import Reply, S3Refusal, json_error, query_error, rest_json_error
+from harness.iam.managed_rules import managed_rules, may_create_managed_rules, refusal_message
 from harness.iam.principals import (
     InvalidSessionToken,
     Principal,
     UnknownAccessKey,
     access_key_of,
     resolve,
+    role_policies,
     session_token_of,
 )
 
@@ -152,14 +154,28 @@ def _unassumable_role(response: BaseResponse, protocol: str, call: Call) -> Repl
     wanted = _SERVICE_ROLES.get((call.service, call.operation))
     if wanted is None or not call.params.get(wanted[0]):
         return None
-    role = find_role(str(call.params[wanted[0]]))
-    if role is None or trusts(role, wanted[1], service=True):
+    role_arn = str(call.params[wanted[0]])
+    role = find_role(role_arn)
+    if role is None:
         return None
+    if trusts(role, wanted[1], service=True):
+        return _managed_rule_refusal(call, role_arn)
     code, message = _UNASSUMABLE[call.service]
     if protocol == "json":
         return json_error(code, message)
     _, headers, body = rest_json_error(code, message)
     return 400, headers, body
+
+
+def _managed_rule_refusal(call: Call, role_arn: str) -> Reply | None:
+    """CreateStateMachine / UpdateStateMachine refuse a role that may not create the managed rules of
+    the definition's `.sync` Tasks (harness/iam/managed_rules.py)."""
+    if call.service != "stepfunctions" or not call.params.get("definition"):
+        return None
+    rules = managed_rules(str(call.params["definition"]))
+    if not rules or may_create_managed_rules(role_policies(role_arn), rules, call.region, call.account):
+        return None
+    return json_error("AccessDeniedException", refusal_message(role_arn))
 
 
 def _untrusted(context: HarnessContext, principal: Principal, role_arn: str) -> Denial | None:
