@@ -76,6 +76,7 @@ def function_spec(fn: Any) -> FunctionSpec:
         memory_mb=int(fn.memory_size),
         version="$LATEST" if str(fn.version) in ("1", "$LATEST") else str(fn.version),
         environment={str(k): str(v) for k, v in environment.items()},
+        role=str(fn.role or ""),
     )
 
 
