@@ -308,6 +308,7 @@ class LocalAws:
             endpoint_startup_limit_s=options.endpoint_startup_limit_s,
             faults=context.faults,
             training_cache=None if options.training_cache is None else TrainingCache(options.training_cache),
+            iam=context.iam,
         )
         context.attach(plane)
         self._plane = plane
