@@ -25,8 +25,10 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
+from deployer.iam_policy import Request
 from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials, TrustPolicyError
 from harness.iam.enforcement import IamEnforcement
+from harness.iam.principals import resolve
 from harness.identity import REGION
 
 # The session names AWS services give the roles they assume (seen in their assumed-role ARNs).
@@ -76,11 +78,27 @@ class ServiceRoles:
         except (TrustPolicyError, ValueError) as error:
             raise RoleError(f"{service} could not assume the role {role_arn}: {error}") from error
 
+    def session(self, role_arn: str | None, session_name: str, service: str) -> boto3.Session:
+        credentials = self.credentials(role_arn, session_name, service)
+        return boto3.session.Session(region_name=self.region, **credentials.as_boto3())
+
     def client(self, api: str, role_arn: str | None, session_name: str, service: str) -> Any:
         """An `api` client of the emulator that signs with the role's credentials."""
-        credentials = self.credentials(role_arn, session_name, service)
-        session = boto3.session.Session(region_name=self.region, **credentials.as_boto3())
+        session = self.session(role_arn, session_name, service)
         return session.client(api, endpoint_url=self.endpoint_url, config=_client_config())
+
+    def authorize(
+        self, role_arn: str | None, session_name: str, service: str, action: str, resource: str
+    ) -> str | None:
+        """For a call the harness makes for a service without going through the emulator's boundary
+        (moto has no such API, e.g. CodeBuild's StartBuild of a project CloudFormation skipped): None
+        when the role may, else IAM's denial message (the denial is recorded, as the boundary's are)."""
+        if self._iam is None or role_arn is None:
+            return None
+        credentials = self.credentials(role_arn, session_name, service)
+        principal = resolve(credentials.access_key_id, credentials.session_token)
+        denial = self._iam.authorize(principal, [Request(action, resource)])
+        return None if denial is None else denial.message
 
     def client_factory(
         self, api: str, role_arn: str | None, session_name: str, service: str

@@ -2,7 +2,8 @@
 
 `deployed_pipeline()` reads the platform template (the deployer's rendering) and resolves its pipeline
 and CodeBuild projects against the stack the emulator's CloudFormation holds. `default_executors()`
-is the explicit table keyed by (category, provider) that the runner dispatches on.
+is the explicit table keyed by (category, provider) that the runner dispatches on. With `roles`
+(harness.service_roles), the executors act as the pipeline's and the build project's roles.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from harness.pipeline.lambda_action import Invoker, JobBoard, LambdaInvokeExecut
 from harness.pipeline.model import ActionContext, ActionExecutor
 from harness.pipeline.resolve import StackContext
 from harness.pipeline.source import git_source_action
+from harness.service_roles import ServiceRoles
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,21 @@ def default_executors(
     build_cache: LocalBuildCache | None = None,
     lambda_async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
     lambda_after_raise_timeout_s: float | None = None,
+    roles: ServiceRoles | None = None,
+    artifact_credentials: Mapping[str, str] | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
-    """The executor table: (category, provider) -> executor."""
+    """The executor table: (category, provider) -> executor. `artifact_credentials`: the Lambda jobs'
+    `artifactCredentials` (the pipeline role's temporary credentials)."""
     context = deployed.context
     build = CodeBuildExecutor(
-        deployed.projects, context.region, context.account_id, endpoint_url, image_build, cache=build_cache
+        deployed.projects,
+        context.region,
+        context.account_id,
+        endpoint_url,
+        image_build,
+        cache=build_cache,
+        roles=roles,
+        pipeline_role_arn=deployed.pipeline.role_arn or None,
     )
     return {
         ("Source", "CodeCommit"): git_source_action,
@@ -80,6 +92,7 @@ def default_executors(
             async_retry_delays_s=lambda_async_retry_delays_s,
             after_raise_timeout_s=lambda_after_raise_timeout_s,
             store=store,
+            credentials=artifact_credentials,
             region=context.region,
             account_id=context.account_id,
         ),
