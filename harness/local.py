@@ -87,6 +87,7 @@ from harness.pipeline import (
     state_listener,
 )
 from harness.pipeline.build_cache import LocalBuildCache
+from harness.service_roles import CODEPIPELINE, ServiceRoles, codepipeline_session
 
 LOG = logging.getLogger(__name__)
 
@@ -311,6 +312,7 @@ class LocalAws:
             endpoint_startup_limit_s=options.endpoint_startup_limit_s,
             faults=context.faults,
             training_cache=None if options.training_cache is None else TrainingCache(options.training_cache),
+            iam=context.iam,
         )
         context.attach(plane)
         self._plane = plane
@@ -456,15 +458,31 @@ class LocalAws:
         work_dir = self.options.work_dir
         scale = self.context.step_functions.scale
         pipeline = deployed.pipeline
+        # CodePipeline acts as its role: the artifact bucket, the Lambda invokes, the jobs' artifact
+        # credentials; CodeBuild as the project's (harness/pipeline/build.py).
+        roles = ServiceRoles(self.endpoint_url, self.context.iam)
+        role, session_name = pipeline.role_arn or None, codepipeline_session()
+        credentials = roles.credentials(role, session_name, CODEPIPELINE)
         store = ArtifactStore(
-            work_dir / "artifacts", pipeline.artifact_bucket, pipeline.name, self.client("s3")
+            work_dir / "artifacts",
+            pipeline.artifact_bucket,
+            pipeline.name,
+            roles.client("s3", role, session_name, CODEPIPELINE),
         )
         executors = default_executors(
             deployed=deployed,
             endpoint_url=self.endpoint_url,
             image_build=self._image_build(),
             job_board=EmulatorJobBoard(ACCOUNT_ID, REGION),
-            invoke=boto3_invoker(invoke_client(self.session(), self.endpoint_url)),
+            invoke=boto3_invoker(
+                invoke_client(roles.session(role, session_name, CODEPIPELINE), self.endpoint_url)
+            ),
+            roles=roles,
+            artifact_credentials={
+                "accessKeyId": credentials.access_key_id,
+                "secretAccessKey": credentials.secret_access_key,
+                "sessionToken": credentials.session_token or "",
+            },
             approval=approval,
             store=store,
             lambda_report_timeout_s=lambda_report_timeout_s,

@@ -1,44 +1,45 @@
-"""Credentials of the roles AWS services act as: what the harness uses when it calls on a service's behalf.
+"""Clients of the roles AWS services act as: what the harness uses when it calls on a service's behalf.
 
-On AWS a service that works for you (SageMaker for a training job, CodeBuild for a build, CodePipeline
-for its artifacts and actions, CloudFormation for a stack created with `RoleARN`) assumes the role you
-named and makes its calls with that role's temporary credentials; a call the role's policies do not
-allow is denied to it, whatever rights the caller who started the work had. The harness does the same:
-`ServiceRoles.credentials(role_arn, session_name)` asks the emulator's STS for the role
-(`sts:AssumeRole`, the harness's admin credentials as the caller, standing for the service's trust)
-and keeps the answer until shortly before it expires; `client(...)` / `client_factory(...)` make boto3
-clients that sign with it. With the emulator's IAM enforcement on (harness/iam), those calls are
-evaluated against the role's policies; with it off they simply succeed.
+On AWS a service that works for you (SageMaker for a training job or an endpoint, CodeBuild for a build,
+CodePipeline for its artifacts and actions, CloudFormation for a stack created with `RoleARN`) assumes
+the role you named and makes its calls with that role's temporary credentials; a call the role's
+policies do not allow is denied to it, whatever rights the caller who started the work had.
+`ServiceRoles` gives the harness's parts those credentials and boto3 clients signing with them: the
+sessions come from the context's IAM enforcement (`harness.iam`, `IamEnforcement.session`: moto's STS,
+the role's trust policy must name the service), so the emulator's boundary evaluates each call against
+the role's policies. Enforcement off, or a role the emulator's IAM does not hold (the seams' unit tests
+name made-up ones), gives the admin's credentials: the calls then run with full rights, as before.
 
-The session names are the ones the services use, so that a denial names the principal as AWS would
+The session names are the ones the services use, so that a denial names the principal as AWS does
 (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`): SageMaker `SageMaker`, CloudFormation
-`AWSCloudFormation`, CodeBuild `AWSCodeBuild-<build uuid>`, CodePipeline a millisecond timestamp.
-
-`denial_message(...)` is IAM's text for an implicit deny by identity-based policies (IAM user guide,
-"Troubleshoot access denied error messages"), for the checks the harness makes itself (CloudFormation's
-handler permissions) rather than at the emulator's boundary.
+`AWSCloudFormation` (aws/serverless-application-model#154), CodeBuild `AWSCodeBuild-<build uuid>`,
+CodePipeline a millisecond timestamp.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import boto3
 from botocore.config import Config
 
-from harness.identity import FAKE_CREDENTIALS, REGION
+from deployer.iam_policy import Request
+from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials, TrustPolicyError
+from harness.iam.enforcement import IamEnforcement
+from harness.iam.principals import resolve
+from harness.identity import REGION
 
 # The session names AWS services give the roles they assume (seen in their assumed-role ARNs).
 SAGEMAKER_SESSION: Final = "SageMaker"
 CLOUDFORMATION_SESSION: Final = "AWSCloudFormation"
 
-# Asked for one hour (AssumeRole's default); renewed when less than this is left.
-_DURATION_S: Final = 3600
-_RENEW_BEFORE_S: Final = 300.0
+# The service principals that assume them (what the roles' trust policies name).
+SAGEMAKER: Final = "sagemaker.amazonaws.com"
+CODEBUILD: Final = "codebuild.amazonaws.com"
+CODEPIPELINE: Final = "codepipeline.amazonaws.com"
+CLOUDFORMATION: Final = "cloudformation.amazonaws.com"
 
 
 def codebuild_session(build_uuid: str) -> str:
@@ -49,43 +50,8 @@ def codepipeline_session() -> str:
     return str(int(time.time() * 1000))
 
 
-@dataclass(frozen=True)
-class RoleCredentials:
-    """Temporary credentials of one assumed role."""
-
-    role_arn: str
-    assumed_role_arn: str  # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    expires_at: float  # epoch seconds
-
-    def boto3_arguments(self) -> dict[str, str]:
-        return {
-            "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
-            "aws_session_token": self.session_token,
-        }
-
-    def environment(self) -> dict[str, str]:
-        """As a process's environment (what CodeBuild's build container and Lambda's runtime get)."""
-        return {
-            "AWS_ACCESS_KEY_ID": self.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
-            "AWS_SESSION_TOKEN": self.session_token,
-        }
-
-    def artifact_credentials(self) -> dict[str, str]:
-        """As a CodePipeline job's `artifactCredentials`."""
-        return {
-            "accessKeyId": self.access_key_id,
-            "secretAccessKey": self.secret_access_key,
-            "sessionToken": self.session_token,
-        }
-
-
 class RoleError(Exception):
-    """A role the service could not assume (AssumeRole failed); the message says why."""
+    """A role the service could not assume (its trust policy does not name the service)."""
 
 
 def _client_config() -> Config:
@@ -93,81 +59,56 @@ def _client_config() -> Config:
 
 
 class ServiceRoles:
-    """Assumes roles through the emulator's STS at `endpoint_url` and makes clients that use them.
+    """Credentials and clients of the emulator at `endpoint_url` as the roles services act with.
 
-    Thread-safe: the compute plane's jobs and endpoints and the pipeline's actions ask from their own
-    threads. Credentials are kept per (role, session name)."""
+    `iam` is the running context's enforcement (`HarnessContext.iam`); None gives the admin's credentials
+    to everyone (a plane made without a context). Thread-safe: IamEnforcement keeps the sessions."""
 
-    def __init__(
-        self,
-        endpoint_url: str,
-        region: str = REGION,
-        admin_credentials: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, endpoint_url: str, iam: IamEnforcement | None, region: str = REGION) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
-        self._admin = dict(admin_credentials or FAKE_CREDENTIALS)
-        self._lock = threading.Lock()
-        self._held: dict[tuple[str, str], RoleCredentials] = {}
+        self._iam = iam
 
-    def credentials(self, role_arn: str, session_name: str) -> RoleCredentials:
-        """The role's credentials for `session_name` (assumed now, or kept from an earlier call)."""
-        if not role_arn.startswith("arn:") or ":role/" not in role_arn:
-            raise RoleError(f"{role_arn!r} is not an IAM role ARN")
-        key = (role_arn, session_name)
-        with self._lock:
-            held = self._held.get(key)
-        if held is not None and held.expires_at - time.time() > _RENEW_BEFORE_S:
-            return held
-        sts = self.admin_client("sts")
+    def credentials(self, role_arn: str | None, session_name: str, service: str) -> Credentials:
+        """What `service` acts with for `role_arn` (the admin's for no role, no enforcement)."""
+        if role_arn is None or self._iam is None:
+            return ADMIN_CREDENTIALS
         try:
-            answer = sts.assume_role(
-                RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=_DURATION_S
-            )
-        except Exception as error:  # botocore's ClientError or a connection error: say which role
-            raise RoleError(f"could not assume the role {role_arn}: {error}") from error
-        raw = answer["Credentials"]
-        expiration = raw.get("Expiration")
-        expires_at = expiration.timestamp() if hasattr(expiration, "timestamp") else time.time() + _DURATION_S
-        fresh = RoleCredentials(
-            role_arn=role_arn,
-            assumed_role_arn=str(answer["AssumedRoleUser"]["Arn"]),
-            access_key_id=str(raw["AccessKeyId"]),
-            secret_access_key=str(raw["SecretAccessKey"]),
-            session_token=str(raw["SessionToken"]),
-            expires_at=expires_at,
-        )
-        with self._lock:
-            self._held[key] = fresh
-        return fresh
+            return self._iam.session(role_arn, session_name, service)
+        except (TrustPolicyError, ValueError) as error:
+            raise RoleError(f"{service} could not assume the role {role_arn}: {error}") from error
 
-    def session(self, role_arn: str, session_name: str) -> boto3.Session:
-        return boto3.session.Session(
-            region_name=self.region, **self.credentials(role_arn, session_name).boto3_arguments()
-        )
+    def session(self, role_arn: str | None, session_name: str, service: str) -> boto3.Session:
+        credentials = self.credentials(role_arn, session_name, service)
+        return boto3.session.Session(region_name=self.region, **credentials.as_boto3())
 
-    def client(self, service: str, role_arn: str, session_name: str, config: Config | None = None) -> Any:
-        """A `service` client of the emulator that signs with the role's credentials."""
-        return self.session(role_arn, session_name).client(
-            service, endpoint_url=self.endpoint_url, config=config or _client_config()
-        )
+    def client(self, api: str, role_arn: str | None, session_name: str, service: str) -> Any:
+        """An `api` client of the emulator that signs with the role's credentials."""
+        session = self.session(role_arn, session_name, service)
+        return session.client(api, endpoint_url=self.endpoint_url, config=_client_config())
 
-    def client_factory(self, service: str, role_arn: str | None, session_name: str) -> Callable[[], Any]:
-        """Makes a fresh client per call (credentials renewed as needed): one per thread or job. With no
-        role (`None`), the clients use the harness's admin credentials."""
+    def authorize(
+        self, role_arn: str | None, session_name: str, service: str, action: str, resource: str
+    ) -> str | None:
+        """For a call the harness makes for a service without going through the emulator's boundary
+        (moto has no such API, e.g. CodeBuild's StartBuild of a project CloudFormation skipped): None
+        when the role may, else IAM's denial message (the denial is recorded, as the boundary's are)."""
+        if self._iam is None or role_arn is None:
+            return None
+        credentials = self.credentials(role_arn, session_name, service)
+        principal = resolve(credentials.access_key_id, credentials.session_token)
+        denial = self._iam.authorize(principal, [Request(action, resource)])
+        return None if denial is None else denial.message
+
+    def client_factory(
+        self, api: str, role_arn: str | None, session_name: str, service: str
+    ) -> Callable[[], Any]:
+        """Makes a fresh client per call: one per thread or job."""
 
         def make() -> Any:
-            if role_arn is None:
-                return self.admin_client(service)
-            return self.client(service, role_arn, session_name)
+            return self.client(api, role_arn, session_name, service)
 
         return make
-
-    def admin_client(self, service: str) -> Any:
-        """A client with the harness's own credentials (full rights, as a deployer's)."""
-        return boto3.session.Session(region_name=self.region, **self._admin).client(
-            service, endpoint_url=self.endpoint_url, config=_client_config()
-        )
 
 
 _DENIED_CODES: Final = frozenset(
@@ -182,17 +123,9 @@ def is_access_denied(error: BaseException) -> bool:
     return code in _DENIED_CODES
 
 
-def denial_message(principal_arn: str, action: str, resource: str) -> str:
-    """IAM's message for an action no identity-based policy allows."""
-    return (
-        f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} "
-        f"because no identity-based policy allows the {action} action"
-    )
-
-
 def assumed_role_arn(role_arn: str, session_name: str) -> str:
     """`arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION` for a role ARN (paths are not part of it)."""
     head, _, path_and_name = role_arn.partition(":role/")
-    partition, account = head.split(":")[1], head.split(":")[4]
+    fields = head.split(":")
     name = path_and_name.rsplit("/", 1)[-1]
-    return f"arn:{partition}:sts::{account}:assumed-role/{name}/{session_name}"
+    return f"arn:{fields[1]}:sts::{fields[4]}:assumed-role/{name}/{session_name}"

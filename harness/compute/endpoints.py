@@ -40,7 +40,7 @@ import requests
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.s3io import S3Uri, download_and_unpack
-from harness.service_roles import SAGEMAKER_SESSION, ServiceRoles
+from harness.service_roles import SAGEMAKER, SAGEMAKER_SESSION, ServiceRoles
 
 LOG = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class EndpointManager:
         model_dir = base_dir / "model"
         model_dir.mkdir(parents=True)
         role = target.execution_role_arn if self.roles is not None else None
-        s3 = self.roles.client("s3", role, SAGEMAKER_SESSION) if self.roles and role else self.s3_client()
+        s3 = self.roles.client("s3", role, SAGEMAKER_SESSION, SAGEMAKER) if self.roles else self.s3_client()
         if target.model_data_url:
             try:
                 download_and_unpack(s3, S3Uri.parse(target.model_data_url), directory / "download", model_dir)
@@ -334,7 +334,8 @@ class EndpointManager:
                 ) from error
         if self.roles is not None and role:
             try:
-                check_image_pull(self.roles.client("ecr", role, SAGEMAKER_SESSION), target.image_uri)
+                ecr = self.roles.client("ecr", role, SAGEMAKER_SESSION, SAGEMAKER)
+                check_image_pull(ecr, target.image_uri)
             except ImagePullDenied as denied:
                 raise _StartRefused(f"{denied.reason(role)} {denied.detail}") from denied
         image = self.runtime.resolve(target.image_uri)

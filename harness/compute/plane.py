@@ -34,6 +34,7 @@ from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache
 from harness.compute.training_logs import TrainingLogPublisher
+from harness.iam.enforcement import IamEnforcement
 from harness.identity import FAKE_CREDENTIALS, REGION
 from harness.service_roles import ServiceRoles
 
@@ -86,11 +87,13 @@ class ComputePlane:
         endpoint_startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S,
         faults: PlaneFaults | None = None,
         training_cache: TrainingCache | None = None,
+        iam: IamEnforcement | None = None,
     ) -> ComputePlane:
         """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`), with
         the faults `faults` switches on (none without it). With `training_cache`, a training job reuses
         an earlier run's model (harness.compute.training_cache); the faults wrap the cache, so a
-        replaced `train` always runs."""
+        replaced `train` always runs. With `iam` (the emulator's `context.iam`), jobs and endpoints act
+        as their execution roles; without it, with the admin's rights."""
         chosen = choose_runtime(runtime) if isinstance(runtime, str) else runtime
         if endpoint_startup_limit_s <= 0:
             raise ValueError(f"endpoint_startup_limit_s must be positive, got {endpoint_startup_limit_s}")
@@ -98,7 +101,7 @@ class ComputePlane:
         work_dir.mkdir(parents=True, exist_ok=True)
         s3 = client_factory("s3", endpoint_url)
         # Training jobs and endpoints act as their execution roles (RoleArn, ExecutionRoleArn).
-        roles = ServiceRoles(endpoint_url)
+        roles = ServiceRoles(endpoint_url, iam)
         cached = chosen if training_cache is None else CachingRuntime(chosen, training_cache)
         runs = cached if faults is None else faults.wrap(cached)
         return cls(

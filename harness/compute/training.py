@@ -46,7 +46,7 @@ from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
 from harness.compute.training_logs import TrainingLogPublisher
-from harness.service_roles import SAGEMAKER_SESSION, RoleError, ServiceRoles
+from harness.service_roles import SAGEMAKER, SAGEMAKER_SESSION, RoleError, ServiceRoles
 
 LOG = logging.getLogger(__name__)
 
@@ -512,11 +512,11 @@ class TrainingJobRunner:
         if self.roles is None or spec.role_arn is None:
             return self.s3_client(), None, None
         try:
-            s3 = self.roles.client("s3", spec.role_arn, SAGEMAKER_SESSION)
-            ecr = self.roles.client("ecr", spec.role_arn, SAGEMAKER_SESSION)
+            s3 = self.roles.client("s3", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
+            ecr = self.roles.client("ecr", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
         except RoleError as error:  # CreateTrainingJob's ValidationException on AWS
             raise TrainingJobError(str(error)) from error
-        return s3, ecr, self.roles.client_factory("logs", spec.role_arn, SAGEMAKER_SESSION)
+        return s3, ecr, self.roles.client_factory("logs", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
 
     def jobs(self) -> list[TrainingJob]:
         with self._lock:

@@ -5,6 +5,11 @@ S3 client, uploaded to the pipeline's artifact bucket under the key CodePipeline
 (`<pipeline name, 20 chars>/<artifact name, 10 chars>/<7 chars>`), so that Lambda actions read their
 input artifacts from S3 as they do on AWS. Zips are written deterministically (sorted entries, fixed
 timestamps, fixed permissions): the same tree gives the same bytes.
+
+The store's S3 client is the pipeline's role's (CodePipeline reads and writes artifacts with its service
+role: "Manage the CodePipeline service role"); a refused read or write raises `ArtifactAccessDenied`
+with CodePipeline's message for it ("Insufficient permissions ..."; AWS re:Post knowledge center,
+"How do I resolve Access Denied errors or permission issues in CodePipeline?").
 """
 
 from __future__ import annotations
@@ -67,6 +72,23 @@ def unzip(archive: Path, destination: Path) -> Path:
     return destination
 
 
+class ArtifactAccessDenied(Exception):
+    """The pipeline's role may not read or write the artifact bucket; the message is CodePipeline's."""
+
+
+def _denied(error: Exception, bucket: str) -> ArtifactAccessDenied | None:
+    response = getattr(error, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if code not in ("AccessDenied", "AccessDeniedException"):
+        return None
+    message = response.get("Error", {}).get("Message", "Access Denied") if isinstance(response, dict) else ""
+    return ArtifactAccessDenied(
+        "Insufficient permissions: The service role or action role doesn't have the permissions required "
+        f"to access the Amazon S3 bucket named {bucket}. Update the IAM role permissions, and then try "
+        f"again. Error: Amazon S3:AccessDenied:{message}"
+    )
+
+
 class ArtifactStore:
     """Artifacts of pipeline executions, under `root/<execution id>/<artifact name>.zip`."""
 
@@ -93,7 +115,14 @@ class ArtifactStore:
         if self._s3 is None:
             raise ValueError("this artifact store has no S3 client to download with")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        self._s3.download_file(ref.bucket, ref.key, str(destination))
+        try:
+            body = self._s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+        except Exception as error:  # GetObject, not download_file: a HEAD's 403 carries no message
+            denied = _denied(error, ref.bucket)
+            if denied is not None:
+                raise denied from error
+            raise
+        destination.write_bytes(body)
         return destination
 
     def put(
@@ -108,5 +137,11 @@ class ArtifactStore:
             shutil.copyfile(zip_path, target)
         ref = ArtifactRef(artifact, target, self.bucket, self.key_for(execution_id, artifact), revision)
         if self._s3 is not None:
-            self._s3.upload_file(str(target), ref.bucket, ref.key)
+            try:
+                self._s3.put_object(Bucket=ref.bucket, Key=ref.key, Body=target.read_bytes())
+            except Exception as error:
+                denied = _denied(error, ref.bucket)
+                if denied is not None:
+                    raise denied from error
+                raise
         return ref

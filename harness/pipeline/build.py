@@ -6,9 +6,23 @@ names (a path in the source, or inline YAML), and runs it (`harness.pipeline.bui
 CodeBuild's environment: CODEBUILD_BUILD_ID/ARN/NUMBER, CODEBUILD_INITIATOR,
 CODEBUILD_RESOLVED_SOURCE_VERSION (the commit), CODEBUILD_SOURCE_VERSION, CODEBUILD_SRC_DIR,
 CODEBUILD_START_TIME, AWS_REGION/AWS_DEFAULT_REGION, the project's variables and the action's
-`EnvironmentVariables`, plus the emulator's endpoint (AWS_ENDPOINT_URL and credentials the emulator
-accepts). The `env.exported-variables` become the action's output variables; the `artifacts` section
-becomes its output artifact. The log is kept in the work folder and streamed as progress.
+`EnvironmentVariables`, plus the emulator's endpoint (AWS_ENDPOINT_URL) and credentials.
+
+The principals, as on AWS (with `roles`, harness.service_roles): CodePipeline starts the build and reads
+its status with the pipeline's role (`codebuild:StartBuild`, `codebuild:BatchGetBuilds` on the project:
+CodePipeline user guide, "Manage the CodePipeline service role"), refused as CodePipeline reports it
+("Error calling startBuild: ..."); the build runs as the project's `ServiceRole` (CodeBuild user guide,
+"Allow CodeBuild to interact with other AWS services"): the build's AWS_ACCESS_KEY_ID/SECRET/SESSION_TOKEN
+are that role's temporary credentials, the source artifact is downloaded from the artifact bucket with
+them (DOWNLOAD_SOURCE: a denial is CodeBuild's "CLIENT_ERROR: AccessDenied ... for primary source and
+source version ..."), and the image push the buildspec makes is authorized for the role (Amazon ECR user
+guide, "Pushing a Docker image": GetAuthorizationToken and the layer and PutImage actions on the
+repository; a denial is docker's "denied: User: ... is not authorized to perform: ecr:..."): the local
+registry that stands for ECR checks no IAM itself. Not modelled: the build's own CloudWatch Logs and the
+output artifact's upload by the build role (the runner uploads it with the pipeline's role).
+
+The `env.exported-variables` become the action's output variables; the `artifacts` section becomes its
+output artifact. The log is kept in the work folder and streamed as progress.
 
 What differs locally is named by an `ImageBuild` (the only place that knows the container runtime):
 it adds environment variables (where the registry is, which runtime builds) and, once the buildspec
@@ -26,7 +40,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from harness.pipeline.artifacts import unzip, zip_tree
+from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials
+from harness.pipeline.artifacts import ArtifactRef, unzip, zip_tree
 from harness.pipeline.build_cache import CUSTOM_MODE, LOCAL, LocalBuildCache
 from harness.pipeline.buildspec import (
     Buildspec,
@@ -37,6 +52,23 @@ from harness.pipeline.buildspec import (
 )
 from harness.pipeline.definition import CodeBuildProject
 from harness.pipeline.model import ActionContext, ActionFailed, ActionOutput
+from harness.service_roles import (
+    CODEBUILD,
+    CODEPIPELINE,
+    ServiceRoles,
+    codebuild_session,
+    codepipeline_session,
+    is_access_denied,
+)
+
+# What `docker push` to ECR needs (Amazon ECR user guide, "Pushing a Docker image": required permissions).
+ECR_PUSH_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
 
 
 class ImageBuild(Protocol):
@@ -82,8 +114,14 @@ class CodeBuildExecutor:
         image_build: ImageBuild | None = None,
         base_environment: Mapping[str, str] | None = None,
         cache: LocalBuildCache | None = None,
+        roles: ServiceRoles | None = None,
+        pipeline_role_arn: str | None = None,
     ) -> None:
         self._projects = projects
+        # The principals (module docstring); None: every call with the admin's rights.
+        self._roles = roles
+        self._pipeline_role = pipeline_role_arn or None
+        self._pipeline_session = codepipeline_session()
         self._region = region
         self._account_id = account_id
         self._endpoint_url = endpoint_url
@@ -111,7 +149,15 @@ class CodeBuildExecutor:
         if primary_name not in inputs:
             raise ActionFailed(f"PrimarySource {primary_name!r} is not an input artifact of the action")
         primary = inputs[primary_name]
-        source_dir = unzip(primary.path, context.work_dir / "src")
+        self._pipeline_may(project.name, "codebuild:StartBuild", "startBuild")
+        self._pipeline_may(project.name, "codebuild:BatchGetBuilds", "batchGetBuilds")
+        build_uuid = str(uuid.uuid4())
+        build_id = f"{project.name}:{build_uuid}"
+        role = str(project.extra.get("ServiceRole") or "") or None
+        session_name = codebuild_session(build_uuid)
+        credentials = self._build_credentials(role, session_name, build_id)
+        archive = self._download_source(primary, role, session_name, context.work_dir, build_id)
+        source_dir = unzip(archive, context.work_dir / "src")
         secondary = {
             f"CODEBUILD_SRC_DIR_{name}": str(unzip(ref.path, context.work_dir / f"src_{name}"))
             for name, ref in inputs.items()
@@ -119,8 +165,6 @@ class CodeBuildExecutor:
         }
         spec = self._buildspec(project, source_dir)
         self._builds += 1
-        build_uuid = str(uuid.uuid4())
-        build_id = f"{project.name}:{build_uuid}"
         environment = {
             **self._base,
             **spec.variables,
@@ -128,7 +172,7 @@ class CodeBuildExecutor:
             **self._action_variables(context),
             **self._codebuild_variables(context, build_id, str(source_dir), primary.revision),
             **secondary,
-            **self._emulator_variables(),
+            **self._emulator_variables(credentials),
             **self._image_build.environment(context.work_dir),
         }
         cached = self._custom_cache(project, spec)
@@ -147,6 +191,7 @@ class CodeBuildExecutor:
         )
         if not outcome.succeeded:
             raise ActionFailed(f"Build {build_id} failed: {outcome.reason}", log_path=outcome.log_path)
+        self._push_allowed(outcome.exported, role, session_name, build_id, outcome.log_path)
         if cached:
             kept = cached.save(project.name, spec.cache_paths, source_dir)
             context.progress(f"cache: {kept} files kept in the local cache ({CUSTOM_MODE})")
@@ -167,6 +212,72 @@ class CodeBuildExecutor:
             external_execution_id=build_id,
             log_path=outcome.log_path,
         )
+
+    # -- the principals ------------------------------------------------------------------------------
+    def _pipeline_may(self, project_name: str, action: str, verb: str) -> None:
+        """CodePipeline's call on the project as the pipeline's role (moto holds no CodeBuild project)."""
+        if self._roles is None:
+            return
+        arn = f"arn:aws:codebuild:{self._region}:{self._account_id}:project/{project_name}"
+        denied = self._roles.authorize(self._pipeline_role, self._pipeline_session, CODEPIPELINE, action, arn)
+        if denied is not None:
+            raise ActionFailed(
+                f"Error calling {verb}: {denied} (Service: AWSCodeBuild; Status Code: 400; "
+                f"Error Code: AccessDeniedException; Request ID: {uuid.uuid4()})"
+            )
+
+    def _build_credentials(self, role: str | None, session_name: str, build_id: str) -> Credentials:
+        if self._roles is None:
+            return ADMIN_CREDENTIALS
+        try:
+            return self._roles.credentials(role, session_name, CODEBUILD)
+        except Exception as error:  # CodeBuild cannot assume the service role: the build never starts
+            raise ActionFailed(f"Build {build_id} failed: PROVISIONING: CLIENT_ERROR: {error}") from error
+
+    def _download_source(
+        self, primary: ArtifactRef, role: str | None, session_name: str, work_dir: Path, build_id: str
+    ) -> Path:
+        """DOWNLOAD_SOURCE: the artifact from the bucket as the build's role (the local copy when the store
+        keeps it on disk only)."""
+        if self._roles is None:
+            return primary.path
+        s3 = self._roles.client("s3", role, session_name, CODEBUILD)
+        try:
+            body = s3.get_object(Bucket=primary.bucket, Key=primary.key)["Body"].read()
+        except Exception as error:
+            if not is_access_denied(error):
+                return primary.path
+            source = f"arn:aws:s3:::{primary.bucket}/{primary.key}"
+            raise ActionFailed(
+                f"Build {build_id} failed: DOWNLOAD_SOURCE: CLIENT_ERROR: {error} for primary source and "
+                f"source version {source}"
+            ) from error
+        archive = work_dir / "source.zip"
+        archive.write_bytes(body)
+        return archive
+
+    def _push_allowed(
+        self,
+        exported: Mapping[str, str],
+        role: str | None,
+        session_name: str,
+        build_id: str,
+        log_path: Path | None,
+    ) -> None:
+        """The buildspec's `docker push` of IMAGE_URI, authorized for the build's role."""
+        uri = exported.get("IMAGE_URI", "")
+        if self._roles is None or not uri or "/" not in uri:
+            return
+        repository = uri.partition("@")[0].split("/", 1)[1].rsplit(":", 1)[0]
+        arn = f"arn:aws:ecr:{self._region}:{self._account_id}:repository/{repository}"
+        for action, resource in [("ecr:GetAuthorizationToken", "*"), *((a, arn) for a in ECR_PUSH_ACTIONS)]:
+            denied = self._roles.authorize(role, session_name, CODEBUILD, action, resource)
+            if denied is not None:
+                raise ActionFailed(
+                    f"Build {build_id} failed: BUILD: COMMAND_EXECUTION_ERROR: Error while executing "
+                    f"command: docker push {uri.partition('@')[0]}. Reason: exit status 1 (denied: {denied})",
+                    log_path=log_path,
+                )
 
     def _custom_cache(self, project: CodeBuildProject, spec: Buildspec) -> LocalBuildCache | None:
         """The local cache when the project keeps one of the buildspec's `cache.paths`."""
@@ -223,11 +334,8 @@ class CodeBuildExecutor:
             "AWS_DEFAULT_REGION": self._region,
         }
 
-    def _emulator_variables(self) -> dict[str, str]:
+    def _emulator_variables(self, credentials: Credentials) -> dict[str, str]:
+        """Where the emulator is, and the build's credentials (CodeBuild gives the service role's)."""
         if self._endpoint_url is None:
             return {}
-        return {
-            "AWS_ENDPOINT_URL": self._endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }
+        return {"AWS_ENDPOINT_URL": self._endpoint_url, **credentials.as_env()}

@@ -17,6 +17,12 @@ twice, about 1 and 2 minutes apart), so a function that raises is invoked twice 
 with the message AWS shows in that case: after `report_timeout_s` when it returned without reporting,
 after `after_raise_timeout_s` when it raised three times (CodePipeline's quota for the action: 20
 minutes on AWS; the local flow scales both waits by its time scale).
+
+The principal is the pipeline's role (CodePipeline user guide, "Manage the CodePipeline service role":
+`lambda:InvokeFunction` on the function): give `boto3_invoker` a client signed with its credentials, and
+the executor `credentials` of that role for the job's `artifactCredentials` (temporary credentials of
+the role, as CodePipeline hands them; harness.service_roles). An Invoke the role may not make fails the
+action at once with the Lambda API's denial (it is not the function's error: nothing is retried).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Protocol
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from harness.pipeline.artifacts import ArtifactRef, ArtifactStore
+from harness.pipeline.artifacts import ArtifactAccessDenied, ArtifactRef, ArtifactStore
 from harness.pipeline.model import ActionContext, ActionFailed, ActionOutput
 
 
@@ -110,6 +116,10 @@ class FunctionError(Exception):
     """The invoked function raised (Lambda's FunctionError)."""
 
 
+class InvokeDenied(Exception):
+    """The Invoke call itself was refused to the pipeline's role (AccessDeniedException)."""
+
+
 # (function name, event) -> None; raises FunctionError when the function failed.
 Invoker = Callable[[str, dict[str, Any]], None]
 
@@ -142,7 +152,15 @@ def boto3_invoker(lambda_client: Any) -> Invoker:
                 InvocationType="RequestResponse",
                 Payload=json.dumps(event).encode(),
             )
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
+                message = error.response.get("Error", {}).get("Message", str(error))
+                raise InvokeDenied(
+                    f"{message} (Service: AWSLambda; Status Code: 403; Error Code: AccessDeniedException; "
+                    f"Request ID: {error.response.get('ResponseMetadata', {}).get('RequestId', '')})"
+                ) from error
+            raise FunctionError(f"the Invoke call failed: {error}") from error
+        except BotoCoreError as error:
             raise FunctionError(f"the Invoke call failed: {error}") from error
         if response.get("FunctionError"):
             payload = response["Payload"].read().decode("utf-8", errors="replace")
@@ -246,7 +264,10 @@ class LambdaInvokeExecutor:
             data = job_data(context, outputs, self._credentials, token, arn)
             job_id = self._board.create_job(type_id, data)
             context.progress(f"job {job_id} -> {function_name}" + (" (continuing)" if token else ""))
-            raised = self._invoke_async(context, function_name, self._board.event(job_id))
+            try:
+                raised = self._invoke_async(context, function_name, self._board.event(job_id))
+            except InvokeDenied as denied:
+                raise ActionFailed(str(denied), failure_type="JobFailed") from denied
             wait_s = self._after_raise_timeout_s if raised else self._report_timeout_s
             left = max(0.0, min(wait_s, deadline - time.monotonic()))
             outcome = self._board.wait(job_id, left)
@@ -304,6 +325,8 @@ class LambdaInvokeExecutor:
             assert self._store is not None  # outputs exist only with a store (see _output_locations)
             try:
                 fetched[ref.name] = self._store.download(ref, context.output_path(ref.name))
+            except ArtifactAccessDenied as denied:
+                raise ActionFailed(str(denied)) from denied
             except Exception as error:
                 message = f"the function wrote no output artifact {ref.name} ({ref.key}): {error}"
                 raise ActionFailed(message) from error

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from harness.pipeline.artifacts import ArtifactRef, ArtifactStore
+from harness.pipeline.artifacts import ArtifactAccessDenied, ArtifactRef, ArtifactStore
 from harness.pipeline.definition import Action, Pipeline, Stage
 from harness.pipeline.model import (
     FAILED,
@@ -206,6 +206,10 @@ class PipelineRunner:
             if action.namespace:
                 result.variables[action.namespace] = dict(output.variables)
             outcome.status = SUCCEEDED
+        except ArtifactAccessDenied as denied:  # the pipeline's role may not store the action's output
+            outcome.status = FAILED
+            outcome.error = str(denied)
+            outcome.error_code = "JobFailed"
         except ActionFailed as failure:
             outcome.status = FAILED
             outcome.error = failure.reason

@@ -4,6 +4,7 @@
 projects its Build and Test actions name (BatchGetProjects), as a console or an SDK user would: the
 platform stack's CloudFormation created both (harness/seams/cfn_pipeline.py). `default_executors()` is
 the explicit table keyed by (category, provider) that the runner dispatches on.
+With `roles` (harness.service_roles), the executors act as the pipeline's and the build project's roles.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from harness.pipeline.definition import (
 from harness.pipeline.lambda_action import Invoker, JobBoard, LambdaInvokeExecutor
 from harness.pipeline.model import ActionContext, ActionExecutor
 from harness.pipeline.source import git_source_action
+from harness.service_roles import ServiceRoles
 
 # The action types whose configuration's ProjectName names a CodeBuild project.
 _CODEBUILD_ACTIONS = frozenset({("Build", "CodeBuild"), ("Test", "CodeBuild")})
@@ -77,10 +79,20 @@ def default_executors(
     build_cache: LocalBuildCache | None = None,
     lambda_async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
     lambda_after_raise_timeout_s: float | None = None,
+    roles: ServiceRoles | None = None,
+    artifact_credentials: Mapping[str, str] | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
-    """The executor table: (category, provider) -> executor."""
+    """The executor table: (category, provider) -> executor. `artifact_credentials`: the Lambda jobs'
+    `artifactCredentials` (the pipeline role's temporary credentials)."""
     build = CodeBuildExecutor(
-        deployed.projects, deployed.region, deployed.account_id, endpoint_url, image_build, cache=build_cache
+        deployed.projects,
+        deployed.region,
+        deployed.account_id,
+        endpoint_url,
+        image_build,
+        cache=build_cache,
+        roles=roles,
+        pipeline_role_arn=deployed.pipeline.role_arn or None,
     )
     return {
         ("Source", "CodeCommit"): git_source_action,
@@ -94,6 +106,7 @@ def default_executors(
             async_retry_delays_s=lambda_async_retry_delays_s,
             after_raise_timeout_s=lambda_after_raise_timeout_s,
             store=store,
+            credentials=artifact_credentials,
             region=deployed.region,
             account_id=deployed.account_id,
         ),

@@ -22,7 +22,10 @@ fail the stack as on AWS.
    (the stack then shows no outputs); on update, UPDATE_FAILED (or CREATE_FAILED for a new resource),
    UPDATE_ROLLBACK_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE, with the previous template, parameters and
    outputs kept. Resources created before the failing one and deleted by the rollback are not shown.
-   A stack without a role is deployed with the caller's rights (the harness's admin): not checked.
+   A stack without a role is deployed with the caller's rights (the harness's admin): not checked;
+   nor is one while the context's IAM enforcement is off. A role the emulator's IAM does not hold has no
+   policies: every resource fails (AWS refuses such a RoleARN at once: "Role ... is invalid or cannot be
+   assumed"). Each denial is recorded with the context's (`context.iam.record`) for the run report.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from typing import Any
 
 from moto.cloudformation import models as cloudformation_models
 from moto.cloudformation.parsing import OutputMap
-from moto.iam.models import iam_backends
 
-from harness.stack_role import Denial, first_denial, role_policies
+from harness.context import current
+from harness.iam.principals import role_policies
+from harness.stack_role import Denial, first_denial
 
 _moto_apply = cloudformation_models.ChangeSet.apply
 _moto_create_resources = cloudformation_models.Stack.create_resources
@@ -59,13 +63,14 @@ def _denial(
     parameters: Mapping[str, str],
     operations: Mapping[str, tuple[str, ...]] | None,
 ) -> Denial | None:
-    if not role_arn:
+    context = current()
+    if not role_arn or context is None or not context.iam.enabled:
         return None
-    partition = role_arn.split(":")[1] if role_arn.count(":") >= 2 else "aws"
-    policies = role_policies(iam_backends[stack.account_id][partition], role_arn)
-    return first_denial(
-        template, stack.name, {k: str(v) for k, v in parameters.items()}, role_arn, policies, operations
-    )
+    parameters = {key: str(value) for key, value in parameters.items()}
+    denial = first_denial(template, stack.name, parameters, role_arn, role_policies(role_arn), operations)
+    if denial is not None:
+        context.iam.record(denial.denial)
+    return denial
 
 
 def _resource_event(

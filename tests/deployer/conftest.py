@@ -58,7 +58,11 @@ def plane(emulator: EmbeddedEmulator, tmp_path: Path) -> Iterator[Plane]:
     honours the container's interface with a trivial model (the most common intent). Step Functions'
     waits run at 1/100 (the deployed machine polls its endpoint every 30 s)."""
     compute = ComputePlane.create(
-        "process", emulator.endpoint_url, tmp_path / "plane", endpoint_startup_limit_s=30.0
+        "process",
+        emulator.endpoint_url,
+        tmp_path / "plane",
+        endpoint_startup_limit_s=30.0,
+        iam=emulator.context.iam,
     )
     runtime = compute.runtime
     assert isinstance(runtime, ProcessRuntime)

@@ -46,6 +46,7 @@ def running_harness(
             work_dir,
             endpoint_startup_limit_s=startup_limit_s,
             faults=emulator.context.faults,
+            iam=emulator.context.iam,
         )
         emulator.context.attach(plane)
         yield Harness(emulator, plane)  # stopping the emulator detaches the plane
