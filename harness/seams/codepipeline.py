@@ -24,10 +24,10 @@ token and hands the decision to the waiting action. Its errors follow the API re
 InvalidApprovalTokenException (a token that is not the open request's), ApprovalAlreadyCompletedException
 (the request was already answered), ValidationException (a bad result status or summary).
 
-ListPipelineExecutions: moto's lists only pipelines made through its own CreatePipeline, and its
-CloudFormation skips AWS::CodePipeline::Pipeline (docs/FACTS.md); this seam answers from the
-runner's executions (the backend's `PipelineStates`), newest first, for the pipelines the runner runs,
-and leaves the others to moto's own method (`REPLACED`).
+ListPipelineExecutions and GetPipelineExecution: moto's know only the executions its own
+StartPipelineExecution recorded; this seam answers from the runner's executions (the backend's
+`PipelineStates`, newest first), for the pipelines the runner runs, and leaves the others to moto's own
+methods (`REPLACED`).
 
 StartPipelineExecution: moto's records an execution that has "Succeeded" at once and runs nothing. For a
 pipeline the harness's runner serves (a start function registered on the backend's `PipelineStarts`,
@@ -691,6 +691,35 @@ def list_pipeline_executions(self: Any) -> str:
     return json.dumps({"pipelineExecutionSummaries": executions[:limit]})
 
 
+def get_pipeline_execution(self: Any) -> str:
+    name = str(_required(self, "pipelineName"))
+    execution_id = str(_required(self, "pipelineExecutionId"))
+    executions = states_in_backend(self.current_account, self.region).executions(
+        self.current_account, self.region, name
+    )
+    summary = next((e for e in executions or [] if e["pipelineExecutionId"] == execution_id), None)
+    if summary is None:
+        return str(_MOTO_METHODS["get_pipeline_execution"](self))
+    from moto.codepipeline.models import codepipeline_backends
+
+    pipeline, _ = codepipeline_backends[self.current_account][self.region].get_pipeline(name)
+    execution = {
+        "pipelineName": name,
+        "pipelineVersion": pipeline["version"],
+        "pipelineExecutionId": execution_id,
+        "status": summary["status"],
+        "artifactRevisions": [
+            {"name": r["actionName"], "revisionId": r["revisionId"], "revisionSummary": r["revisionSummary"]}
+            for r in summary.get("sourceRevisions", [])
+        ],
+        "trigger": summary["trigger"],
+        "executionMode": summary.get("executionMode", "SUPERSEDED"),
+    }
+    if "statusSummary" in summary:
+        execution["statusSummary"] = summary["statusSummary"]
+    return json.dumps({"pipelineExecution": execution})
+
+
 API_METHODS = {
     "get_pipeline_state": get_pipeline_state,
     "put_approval_result": put_approval_result,
@@ -704,6 +733,7 @@ API_METHODS = {
 # moto implements these for its own pipelines only; the seam's method falls back to moto's.
 REPLACED = {
     "list_pipeline_executions": list_pipeline_executions,
+    "get_pipeline_execution": get_pipeline_execution,
     "start_pipeline_execution": start_pipeline_execution,
 }
 _MOTO_METHODS: dict[str, Any] = {}

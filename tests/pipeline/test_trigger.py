@@ -138,5 +138,11 @@ def test_start_pipeline_execution_by_a_caller_is_that_trigger(
         ]
         mine = next(s for s in summaries if s["pipelineExecutionId"] == execution_id)
         assert mine["trigger"]["triggerType"] == "StartPipelineExecution"
+        execution = codepipeline.get_pipeline_execution(
+            pipelineName="trig-pipeline", pipelineExecutionId=execution_id
+        )["pipelineExecution"]
+        assert (execution["status"], execution["pipelineVersion"]) == ("Succeeded", 1)
+        assert execution["trigger"]["triggerType"] == "StartPipelineExecution"
+        assert execution["artifactRevisions"][0]["revisionId"] == git(repository, "rev-parse", "HEAD")
     finally:
         trigger.unregister()
