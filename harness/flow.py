@@ -5,10 +5,8 @@
 1. `harness.local.LocalAws`, which assembles the whole stack (emulator, compute plane, Lambda
    runtime, API gateway, pipeline runner and image registry); `deploy()` with the flow's parameters;
 2. the training data (a `Query,Intent` CSV) put under the data prefix of the data bucket;
-3. `LocalAws.pipeline_runner()`: the deployed CodePipeline, Source (a commit of a git repository: by
-   default this repository's working tree as a commit) → Build → Train → Approve → Register →
-   PublishApi, with GetPipelineState served from the runner's state (the register-model Lambda
-   reads its approver there);
+3. `LocalAws.pipeline_runner()`: the deployed CodePipeline, started by a commit (`LocalAws.trigger`;
+   this repository's working tree by default) → Build → Train → Approve → Register → PublishApi;
 4. the API called over HTTP (the local gateway, with the key) with sample queries;
 5. `harness.run_report`: the run's report folder.
 
@@ -57,9 +55,9 @@ from harness.pipeline import (
     PipelineRunner,
     ProgressPrinter,
     PromptApproval,
-    SourceRequest,
     policy_named,
 )
+from harness.pipeline.trigger import TriggerError
 from harness.run_report import write_run_report
 from harness.seams.codepipeline import EmulatorApprovalBoard
 
@@ -151,12 +149,14 @@ class LocalFlow:
         return self.data
 
     def run_pipeline(self, source: Path | None = None, ref: str | None = None) -> PipelineResult:
-        """One pipeline execution from a commit of `source` (default: the options' repository)."""
+        """The execution a commit of `source` (default: the options' repository) starts, as on AWS."""
         if self._runner is None:
             raise FlowError(SETUP_STAGE, "the flow is not started")
         follower = TrainingLogFollower(self.stack.options.work_dir / "compute", self.write).start()
         try:
-            return self._runner.run(SourceRequest(source or self.options.source, ref))
+            return self.stack.trigger.commit(source or self.options.source, ref)
+        except TriggerError as error:
+            raise FlowError("Source", str(error)) from error
         finally:
             follower.stop()
 

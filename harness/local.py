@@ -87,6 +87,7 @@ from harness.pipeline import (
     state_listener,
 )
 from harness.pipeline.build_cache import LocalBuildCache
+from harness.pipeline.trigger import PipelineTrigger
 from harness.service_roles import CODEPIPELINE, ServiceRoles, codepipeline_session
 
 LOG = logging.getLogger(__name__)
@@ -279,6 +280,7 @@ class LocalAws:
         self._deployment: Deployment | None = None
         self._pipeline: DeployedPipeline | None = None
         self._registry: LocalRegistry | None = None
+        self._trigger: PipelineTrigger | None = None
         self._undo: list[tuple[str, Callable[[], None]]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -345,6 +347,7 @@ class LocalAws:
         self._deployment = None
         self._pipeline = None
         self._registry = None
+        self._trigger = None
         if interrupted is not None:
             raise interrupted
 
@@ -453,7 +456,8 @@ class LocalAws:
     ) -> PipelineRunner:
         """A runner of the deployed pipeline, as CodePipeline runs it: an artifact store in the
         artifact bucket, the executors' table (the image build for this stack's runtime) and
-        GetPipelineState's view kept in the context's pipeline states."""
+        GetPipelineState's view kept in the context's pipeline states. Its executions are started as
+        on AWS, by StartPipelineExecution (`trigger`: a commit's change detection)."""
         deployed = self.deployed_pipeline()
         work_dir = self.options.work_dir
         scale = self.context.step_functions.scale
@@ -493,14 +497,27 @@ class LocalAws:
             build_cache=LocalBuildCache(self.options.build_cache) if self.options.build_cache else None,
         )
         states = self.context.pipeline_states(ACCOUNT_ID, REGION)
-        return PipelineRunner(
+        if self._trigger is not None:
+            self._trigger.unregister()
+        trigger = PipelineTrigger(pipeline, ACCOUNT_ID, REGION, self.endpoint_url)
+        runner = PipelineRunner(
             pipeline,
             executors,
             store,
             work_dir / "pipeline",
             events=events,
-            state_listener=state_listener(states, ACCOUNT_ID, REGION),
+            state_listener=state_listener(states, ACCOUNT_ID, REGION, trigger.trigger_of),
         )
+        self._trigger = trigger.register(runner)
+        return runner
+
+    @property
+    def trigger(self) -> PipelineTrigger:
+        """What starts the runner's executions: a commit pushed to the pipeline's source repository
+        (`trigger.commit(repository, ref)`), detected as on AWS (harness/pipeline/trigger.py)."""
+        if self._trigger is None:
+            raise LocalAwsError("no pipeline runner yet: call pipeline_runner() first")
+        return self._trigger
 
     def _image_build(self) -> ProcessImageBuild | DockerImageBuild:
         runtime = self.plane.runtime

@@ -19,7 +19,8 @@ explicit table keyed by (category, provider):
 
 The definition: `definition.py` (typed stages, actions and projects from the API's answers); the
 core: `runner.py`, `model.py`, `artifacts.py`; the view for GetPipelineState: `state.py`; terminal
-lines: `progress.py`; the table and its inputs: `wiring.py`; the process runtime's `docker` for builds:
+lines: `progress.py`; the table and its inputs: `wiring.py`; what starts an execution (a commit's change
+detection, StartPipelineExecution): `trigger.py`; the process runtime's `docker` for builds:
 `docker_standin.py`.
 
 Python API::
@@ -38,10 +39,12 @@ Python API::
         approval=policy_named("auto"), approval_summary=lambda ctx: "endpoint ...", store=store,
     )
     states = emulator.context.pipeline_states(account_id, region)   # GetPipelineState's view
+    trigger = PipelineTrigger(deployed.pipeline, account_id, region, emulator.endpoint_url)
     runner = PipelineRunner(deployed.pipeline, executors, store, run_dir / "work",
                             events=ProgressPrinter(print),
-                            state_listener=state_listener(states, account_id, region))
-    result = runner.run(SourceRequest(Path("."), ref=None))   # -> PipelineResult
+                            state_listener=state_listener(states, account_id, region, trigger.trigger_of))
+    result = trigger.register(runner).commit(Path("."), ref=None)   # as on AWS -> PipelineResult
+    result = runner.run(SourceRequest(Path("."), ref=None))   # or directly, with no trigger
     result.status, result.failed_stage, result.reason, result.stage_timings_s(), result.to_json()
 
 Events (`PipelineEvent`: pipeline-/stage-/action-started and -finished, action-progress lines) go to
@@ -103,6 +106,7 @@ from harness.pipeline.registry import LocalRegistry, RegistryError, record_in_ec
 from harness.pipeline.runner import PipelineRunner
 from harness.pipeline.source import GitError, git_source_action, snapshot_commit
 from harness.pipeline.state import pipeline_state, state_listener
+from harness.pipeline.trigger import PipelineTrigger, TriggerError
 from harness.pipeline.wiring import DeployedPipeline, default_executors, deployed_pipeline
 
 __all__ = [
@@ -141,6 +145,7 @@ __all__ = [
     "PipelineResult",
     "PipelineRunner",
     "PipelineStates",
+    "PipelineTrigger",
     "ProcessImageBuild",
     "ProgressPrinter",
     "PromptApproval",
@@ -148,6 +153,7 @@ __all__ = [
     "SourceRequest",
     "Stage",
     "StageResult",
+    "TriggerError",
     "WaitApproval",
     "auto_approve",
     "boto3_invoker",

@@ -15,7 +15,7 @@ newest first).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.context import PipelineStates
@@ -51,14 +51,15 @@ def pipeline_state(pipeline: Pipeline, result: PipelineResult) -> dict[str, Any]
     }
 
 
-def execution_summary(result: PipelineResult) -> dict[str, Any]:
-    """One of ListPipelineExecutions' `pipelineExecutionSummaries` (timestamps: epoch seconds)."""
+def execution_summary(result: PipelineResult, trigger: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One of ListPipelineExecutions' `pipelineExecutionSummaries` (timestamps: epoch seconds).
+    `trigger` is the ExecutionTrigger that started it (default: a StartPipelineExecution call)."""
     summary: dict[str, Any] = {
         "pipelineExecutionId": result.execution_id,
         "status": result.status,
         "startTime": result.started_at,
         "lastUpdateTime": result.finished_at or time.time(),
-        "trigger": {"triggerType": "StartPipelineExecution"},
+        "trigger": dict(trigger) if trigger else {"triggerType": "StartPipelineExecution"},
         "executionMode": "SUPERSEDED",
     }
     if result.reason:
@@ -100,12 +101,17 @@ def _action_state(name: str, action: ActionResult | None) -> dict[str, Any]:
 
 
 def state_listener(
-    states: PipelineStates, account_id: str, region: str
+    states: PipelineStates,
+    account_id: str,
+    region: str,
+    trigger_of: Callable[[str], Mapping[str, str] | None] | None = None,
 ) -> Callable[[Pipeline, PipelineResult], None]:
-    """A runner's `state_listener` that keeps GetPipelineState's view of its runs in `states`."""
+    """A runner's `state_listener` that keeps GetPipelineState's view of its runs in `states`.
+    `trigger_of(execution id)` names what started each execution (harness/pipeline/trigger.py)."""
 
     def publish(pipeline: Pipeline, result: PipelineResult) -> None:
+        trigger = trigger_of(result.execution_id) if trigger_of is not None else None
         states.publish(account_id, region, pipeline_state(pipeline, result))
-        states.record_execution(account_id, region, pipeline.name, execution_summary(result))
+        states.record_execution(account_id, region, pipeline.name, execution_summary(result, trigger))
 
     return publish

@@ -24,10 +24,19 @@ token and hands the decision to the waiting action. Its errors follow the API re
 InvalidApprovalTokenException (a token that is not the open request's), ApprovalAlreadyCompletedException
 (the request was already answered), ValidationException (a bad result status or summary).
 
-ListPipelineExecutions: moto's lists only pipelines made through its own CreatePipeline, and its
-CloudFormation skips AWS::CodePipeline::Pipeline (docs/FACTS.md); this seam answers from the
-runner's executions (the backend's `PipelineStates`), newest first, for the pipelines the runner runs,
-and leaves the others to moto's own method (`REPLACED`).
+ListPipelineExecutions and GetPipelineExecution: moto's know only the executions its own
+StartPipelineExecution recorded; this seam answers from the runner's executions (the backend's
+`PipelineStates`, newest first), for the pipelines the runner runs, and leaves the others to moto's own
+methods (`REPLACED`).
+
+StartPipelineExecution: moto's records an execution that has "Succeeded" at once and runs nothing. For a
+pipeline the harness's runner serves (a start function registered on the backend's `PipelineStarts`,
+`register_pipeline_start`), this seam hands the new execution id and its trigger to that function,
+which runs the execution; others keep moto's behaviour. The trigger (ListPipelineExecutions'
+`trigger`, API reference "ExecutionTrigger") is `StartPipelineExecution` for a caller of the API, or
+what the harness's own services set in the `x-mlops-trigger` header when they start it on AWS's
+behalf: an EventBridge rule (`CloudWatchEvent`, `start_pipeline_as`, with the rule's role) or a
+connection's change detection (`Webhook`).
 
 GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's view of its runs, the
 `PipelineStates` held by the same backend (`harness.context.states_in_backend`; the runner
@@ -51,6 +60,7 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 
 from harness.context import states_in_backend
+from harness.identity import FAKE_CREDENTIALS
 
 ACTIVE = ("Created", "Dispatched", "InProgress")
 FINISHED = ("Succeeded", "Failed")
@@ -564,6 +574,112 @@ def put_approval_result(self: Any) -> str:
     return json.dumps({"approvedAt": time.time()})
 
 
+# -- StartPipelineExecution: the executions the harness's runner runs ----------------------------------
+TRIGGER_HEADER = "x-mlops-trigger"  # JSON {"triggerType", "triggerDetail"}: set by the harness's services
+TRIGGER_TYPES = frozenset(
+    {
+        "CreatePipeline",
+        "StartPipelineExecution",
+        "PollForSourceChanges",
+        "Webhook",
+        "CloudWatchEvent",
+        "PutActionRevision",
+        "WebhookV2",
+        "ManualRollback",
+        "AutomatedRollback",
+    }
+)  # ExecutionTrigger.triggerType's valid values (API reference)
+StartFunction = Callable[[str, dict[str, str]], None]  # (execution id, trigger) -> runs it
+
+
+class PipelineStarts:
+    """The start functions of the pipelines the harness's runner serves, by pipeline name."""
+
+    def __init__(self) -> None:
+        self._starts: dict[str, StartFunction] = {}
+        self._lock = threading.Lock()
+
+    def register(self, pipeline: str, start: StartFunction) -> None:
+        with self._lock:
+            self._starts[pipeline] = start
+
+    def unregister(self, pipeline: str, start: StartFunction) -> None:
+        with self._lock:
+            if self._starts.get(pipeline) is start:
+                del self._starts[pipeline]
+
+    def get(self, pipeline: str) -> StartFunction | None:
+        with self._lock:
+            return self._starts.get(pipeline)
+
+
+def pipeline_starts(account_id: str, region: str) -> PipelineStarts:
+    """The start functions held by moto's CodePipeline backend for this account and region."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    backend = codepipeline_backends[account_id][region]
+    with _stores_lock:
+        starts = getattr(backend, "harness_starts", None)
+        if not isinstance(starts, PipelineStarts):
+            starts = PipelineStarts()
+            setattr(backend, "harness_starts", starts)  # noqa: B010  (moto's class declares no such attribute)
+    return starts
+
+
+def _trigger(self: Any) -> dict[str, str]:
+    raw = self.headers.get(TRIGGER_HEADER)
+    if not raw:
+        return {"triggerType": "StartPipelineExecution", "triggerDetail": ""}
+    trigger = json.loads(raw)
+    if trigger.get("triggerType") not in TRIGGER_TYPES:
+        raise ValidationException(f"unknown trigger type {trigger.get('triggerType')!r}")
+    return {
+        "triggerType": str(trigger["triggerType"]),
+        "triggerDetail": str(trigger.get("triggerDetail", "")),
+    }
+
+
+def start_pipeline_execution(self: Any) -> str:
+    name = str(_required(self, "name"))
+    start = pipeline_starts(self.current_account, self.region).get(name)
+    if start is None:
+        return str(_MOTO_METHODS["start_pipeline_execution"](self))
+    from moto.codepipeline.models import codepipeline_backends
+
+    codepipeline_backends[self.current_account][self.region].get_pipeline(name)  # PipelineNotFoundException
+    execution_id = str(uuid.uuid4())
+    start(execution_id, _trigger(self))
+    return json.dumps({"pipelineExecutionId": execution_id})
+
+
+def start_pipeline_as(
+    role_arn: str | None, pipeline_arn: str, trigger: Mapping[str, str], endpoint_url: str
+) -> str:
+    """StartPipelineExecution of the pipeline `pipeline_arn` names, as an AWS service calls it on a
+    customer's behalf: EventBridge with a rule target's `RoleArn`, a connection with none. Returns the
+    execution id.
+
+    The call goes through the emulator's API like any other. `role_arn` is the principal AWS would use
+    (EventBridge assumes the target's role); today the call carries the harness's own credentials:
+    the IAM enforcement (harness/iam) gives this function the role's credentials."""
+    import boto3
+
+    parts = pipeline_arn.split(":")
+    if len(parts) != 6 or parts[2] != "codepipeline":
+        raise ValueError(f"not a CodePipeline pipeline ARN: {pipeline_arn!r}")
+    region, account, name = parts[3], parts[4], parts[5]
+    del role_arn  # see the docstring: the credentials for it come with the IAM enforcement
+    client = boto3.client("codepipeline", region_name=region, endpoint_url=endpoint_url, **FAKE_CREDENTIALS)
+    header = json.dumps(dict(trigger))
+
+    def add_headers(request: Any, **_: Any) -> None:
+        request.headers[TRIGGER_HEADER] = header
+        request.headers["x-moto-account-id"] = account
+
+    client.meta.events.register("before-sign.codepipeline.StartPipelineExecution", add_headers)
+    return str(client.start_pipeline_execution(name=name)["pipelineExecutionId"])
+
+
 def list_pipeline_executions(self: Any) -> str:
     name = str(_required(self, "pipelineName"))
     executions = states_in_backend(self.current_account, self.region).executions(
@@ -573,6 +689,35 @@ def list_pipeline_executions(self: Any) -> str:
         return str(_MOTO_METHODS["list_pipeline_executions"](self))
     limit = int(self._get_param("maxResults") or 100)
     return json.dumps({"pipelineExecutionSummaries": executions[:limit]})
+
+
+def get_pipeline_execution(self: Any) -> str:
+    name = str(_required(self, "pipelineName"))
+    execution_id = str(_required(self, "pipelineExecutionId"))
+    executions = states_in_backend(self.current_account, self.region).executions(
+        self.current_account, self.region, name
+    )
+    summary = next((e for e in executions or [] if e["pipelineExecutionId"] == execution_id), None)
+    if summary is None:
+        return str(_MOTO_METHODS["get_pipeline_execution"](self))
+    from moto.codepipeline.models import codepipeline_backends
+
+    pipeline, _ = codepipeline_backends[self.current_account][self.region].get_pipeline(name)
+    execution = {
+        "pipelineName": name,
+        "pipelineVersion": pipeline["version"],
+        "pipelineExecutionId": execution_id,
+        "status": summary["status"],
+        "artifactRevisions": [
+            {"name": r["actionName"], "revisionId": r["revisionId"], "revisionSummary": r["revisionSummary"]}
+            for r in summary.get("sourceRevisions", [])
+        ],
+        "trigger": summary["trigger"],
+        "executionMode": summary.get("executionMode", "SUPERSEDED"),
+    }
+    if "statusSummary" in summary:
+        execution["statusSummary"] = summary["statusSummary"]
+    return json.dumps({"pipelineExecution": execution})
 
 
 API_METHODS = {
@@ -586,7 +731,11 @@ API_METHODS = {
 }
 
 # moto implements these for its own pipelines only; the seam's method falls back to moto's.
-REPLACED = {"list_pipeline_executions": list_pipeline_executions}
+REPLACED = {
+    "list_pipeline_executions": list_pipeline_executions,
+    "get_pipeline_execution": get_pipeline_execution,
+    "start_pipeline_execution": start_pipeline_execution,
+}
 _MOTO_METHODS: dict[str, Any] = {}
 
 

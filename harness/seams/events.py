@@ -9,7 +9,12 @@ nothing. This seam delivers those two target kinds as AWS does:
   (InputPathsMap + InputTemplate, with AWS's quoting rule: a placeholder inside a JSON string inserts
   the raw text, outside it inserts JSON);
 - Lambda: an asynchronous invoke (InvocationType Event), through the Lambda seam's real runtime;
-- state machine: StartExecution with a fresh execution name and the input.
+- state machine: StartExecution with a fresh execution name and the input;
+- CodePipeline pipeline: StartPipelineExecution of the pipeline the target's ARN names, made as
+  EventBridge makes it, with the target's `RoleArn` (CodePipeline user guide, "CodeCommit source
+  actions and EventBridge": the rule's role must allow codepipeline:StartPipelineExecution), and the
+  execution's trigger `CloudWatchEvent` with the rule's ARN as its detail (user guide, "Start a
+  pipeline execution in CodePipeline": change detection on a code push is that trigger type).
 The event is normalised to what AWS sends (`time` as ISO 8601 text; moto's internal `ingestion-time`
 dropped). A failed delivery is logged, never raised (PutEvents succeeds on AWS whatever a target does).
 Other target kinds still go to moto's original code.
@@ -32,9 +37,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from harness.context import current
+from harness.seams.codepipeline import start_pipeline_as
+
 logger = logging.getLogger(__name__)
 
-_HARNESS_TARGET_SERVICES = ("lambda", "states")
+_HARNESS_TARGET_SERVICES = ("lambda", "states", "codepipeline")
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
@@ -136,8 +144,8 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
     return parts[2], parts[3], parts[4]
 
 
-def deliver(target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
-    """Delivers one event to one Lambda or state machine target (raises on failure)."""
+def deliver(target: Mapping[str, Any], event: Mapping[str, Any], rule_arn: str = "") -> None:
+    """Delivers one event to one Lambda, state machine or pipeline target (raises on failure)."""
     arn = str(target["Arn"])
     service, region, account = _arn_parts(arn)
     payload = json.dumps(target_input(target, aws_event(event)))
@@ -152,8 +160,40 @@ def deliver(target: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         states_backend(account, region).start_execution(
             state_machine_arn=arn, name=str(uuid.uuid4()), execution_input=payload
         )
+    elif service == "codepipeline":
+        context = current()
+        if context is None:
+            raise InputTransformError("no embedded emulator runs: nothing can start the pipeline")
+        trigger = {"triggerType": "CloudWatchEvent", "triggerDetail": rule_arn}
+        start_pipeline_as(target.get("RoleArn"), arn, trigger, context.endpoint_url)
     else:
-        raise InputTransformError(f"the harness delivers to lambda and states targets, not {service}")
+        raise InputTransformError(
+            f"the harness delivers to lambda, states and codepipeline targets, not {service}"
+        )
+
+
+def emit_service_event(event: Mapping[str, Any]) -> None:
+    """Puts an event an AWS service sends (CodeCommit's "Repository State Change", in the shape
+    harness.pipeline.source.codecommit_event gives) on the default bus of its account and region, as
+    the service does: straight into moto's events backend, where the rules match it. (A customer's
+    PutEvents may not use an `aws.` source; the service's own events are not PutEvents calls.)"""
+    from moto.events.models import events_backends
+
+    backend = events_backends[str(event["account"])][str(event["region"])]
+    entries = backend.put_events(
+        [
+            {
+                "Source": str(event["source"]),
+                "DetailType": str(event["detail-type"]),
+                "Detail": json.dumps(event["detail"]),
+                "Resources": list(event.get("resources") or []),
+                "EventBusName": "default",
+            }
+        ]
+    )
+    failed = [entry for entry in entries if entry.get("ErrorCode")]
+    if failed:
+        raise InputTransformError(f"the event bus refused the event: {failed[0]['ErrorMessage']}")
 
 
 def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
@@ -164,7 +204,7 @@ def _send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
         theirs = [t for t in list(self.targets) if t not in ours]
         for target in ours:
             try:
-                deliver(target, original_event)
+                deliver(target, original_event, str(getattr(self, "arn", "")))
             except Exception:
                 logger.exception("rule %s: delivery to %s failed", self.name, target.get("Arn"))
         if theirs:

@@ -12,6 +12,7 @@ import harness.seams as harness_seams
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.lambda_runtime import zip_sources
 from harness.seams import codepipeline
+from tests.harness.pipelines import create_pipeline
 from tests.harness.roles import service_role
 
 # A real Lambda action in the shape AWS documents: it reads the job, and reports success (with a
@@ -197,3 +198,38 @@ def test_seam_is_installed_and_moto_still_lacks_the_job_api() -> None:
         assert f"def {name}" not in inspect.getsource(models), f"moto now has {name}"
     # moto still dispatches X-Amz-Target actions to snake_case response methods.
     assert "camelcase_to_underscores(self._get_action())" in inspect.getsource(BaseResponse.call_action)
+
+
+# -- StartPipelineExecution ----------------------------------------------------------------------------
+def test_start_pipeline_execution_reaches_the_registered_runner(emulator: EmbeddedEmulator) -> None:
+    """CodePipeline API reference, StartPipelineExecution (returns pipelineExecutionId; an unknown name
+    is PipelineNotFoundException) and ExecutionTrigger (triggerType's valid values)."""
+    create_pipeline(emulator, "started")
+    client = emulator.client("codepipeline")
+    # No runner registered: moto's own answer (an execution it records and never runs).
+    assert client.start_pipeline_execution(name="started")["pipelineExecutionId"]
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    def start(execution_id: str, trigger: dict[str, str]) -> None:
+        calls.append((execution_id, trigger))
+
+    starts = codepipeline.pipeline_starts(ACCOUNT_ID, REGION)
+    starts.register("started", start)
+    try:
+        execution_id = client.start_pipeline_execution(name="started")["pipelineExecutionId"]
+        assert calls == [(execution_id, {"triggerType": "StartPipelineExecution", "triggerDetail": ""})]
+        rule = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/r"
+        on_behalf = codepipeline.start_pipeline_as(
+            None,
+            f"arn:aws:codepipeline:{REGION}:{ACCOUNT_ID}:started",
+            {"triggerType": "CloudWatchEvent", "triggerDetail": rule},
+            emulator.endpoint_url,
+        )
+        assert calls[-1] == (on_behalf, {"triggerType": "CloudWatchEvent", "triggerDetail": rule})
+        with pytest.raises(client.exceptions.PipelineNotFoundException):
+            client.start_pipeline_execution(name="no-such-pipeline")
+        with pytest.raises(ValueError, match="not a CodePipeline pipeline ARN"):
+            codepipeline.start_pipeline_as(None, "arn:aws:s3:::bucket", {}, emulator.endpoint_url)
+    finally:
+        starts.unregister("started", start)
+    assert starts.get("started") is None

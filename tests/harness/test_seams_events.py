@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 import harness.seams as harness_seams
-from harness.emulator import EmbeddedEmulator
+from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
 from harness.lambda_runtime import zip_sources
 from harness.seams import events
+from tests.harness.pipelines import create_pipeline
 from tests.harness.roles import service_role
 
 MARKER_HANDLER = """
@@ -356,3 +357,46 @@ def test_the_deployers_platform_wiring(emulator: EmbeddedEmulator, repo_root: Pa
     assert event["detail"]["object"]["key"] == key
     error = json.loads(invocations[0].payload)
     assert "no build to train" in error["errorMessage"]
+
+
+def test_a_rule_with_a_pipeline_target_starts_the_pipeline_with_its_trigger(
+    emulator: EmbeddedEmulator,
+) -> None:
+    """CodePipeline user guide, "CodeCommit source actions and EventBridge": the rule's target is the
+    pipeline's ARN with a role EventBridge assumes to call StartPipelineExecution; "Start a pipeline
+    execution in CodePipeline": such an execution's trigger type is CloudWatchEvent. CodeCommit user
+    guide, "Monitoring CodeCommit events in Amazon EventBridge": the event's shape."""
+    from harness.pipeline.source import Commit, codecommit_event
+    from harness.seams import codepipeline
+
+    create_pipeline(emulator, "evented")
+    client = emulator.client("events")
+    pipeline_arn = f"arn:aws:codepipeline:{emulator.region}:{ACCOUNT_ID}:evented"
+    rule_arn = client.put_rule(
+        Name="evented-source",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.codecommit"],
+                "detail-type": ["CodeCommit Repository State Change"],
+                "detail": {"referenceType": ["branch"], "referenceName": ["main"]},
+            }
+        ),
+    )["RuleArn"]
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/evented-start"
+    client.put_targets(
+        Rule="evented-source", Targets=[{"Id": "pipeline", "Arn": pipeline_arn, "RoleArn": role}]
+    )
+    calls: list[dict[str, str]] = []
+
+    def start(execution_id: str, trigger: dict[str, str]) -> None:
+        calls.append(trigger)
+
+    starts = codepipeline.pipeline_starts(ACCOUNT_ID, emulator.region)
+    starts.register("evented", start)
+    try:
+        for branch in ("feature", "main"):
+            commit = Commit("c0ffee", "a change", branch, "", "", False)
+            events.emit_service_event(codecommit_event(commit, "repo", emulator.region, ACCOUNT_ID))
+        assert calls == [{"triggerType": "CloudWatchEvent", "triggerDetail": rule_arn}]
+    finally:
+        starts.unregister("evented", start)
