@@ -10,6 +10,8 @@ read the context of the emulator that runs now (`current()`). One `HarnessContex
   gives them (harness/faults.py);
 - the Step Functions timing (`step_functions`): the time scale of Wait states, Retry intervals and
   `.sync` polls, and the SageMaker operations' parameters the integration accepts;
+- the timing profile (`timing`, harness/timing.py): how long AWS's side of training, endpoints, builds
+  and Lambda cold starts takes (`fast`: nothing added; `aws`), at the same time scale;
 - the pipeline states GetPipelineState answers (`pipeline_states`), which live with moto's
   CodePipeline backend so that moto's reset clears them with the rest of its state.
 
@@ -30,6 +32,7 @@ import botocore.session
 from harness.compute.plane import ComputePlane
 from harness.faults import FaultBoard
 from harness.lambda_runtime import LambdaRuntime
+from harness.timing import Timing
 
 # Read when a context is made: the Step Functions time scale to start with (1.0 when unset).
 TIME_SCALE_ENV: Final = "MLOPS_SFN_TIME_SCALE"
@@ -130,6 +133,7 @@ class HarnessContext:
         scale = time_scale if time_scale is not None else float(configured) if configured else 1.0
         self.faults = FaultBoard()
         self.step_functions = StepFunctionsTiming(scale)
+        self.timing = Timing(lambda: self.step_functions.scale)
         self._lock = threading.Lock()
         self._plane: ComputePlane | None = None
         self._lambdas: LambdaRuntime | None = None
@@ -141,7 +145,11 @@ class HarnessContext:
             if self._endpoint_url is not None:
                 raise RuntimeError(f"this context is already open for {self._endpoint_url}")
             self._endpoint_url = endpoint_url
-            self._lambdas = LambdaRuntime(endpoint_url=endpoint_url, error_for=self.faults.lambda_error)
+            self._lambdas = LambdaRuntime(
+                endpoint_url=endpoint_url,
+                error_for=self.faults.lambda_error,
+                min_cold_start_s=lambda: self.timing.delay_s("lambda_cold_start_s"),
+            )
 
     @property
     def endpoint_url(self) -> str:

@@ -40,6 +40,7 @@ from harness.flow_model import APPROVALS, REPO_ROOT, RUNTIMES, FlowError, FlowOp
 from harness.identity import REGION
 from harness.inputs import training_and_queries
 from harness.pipeline import PipelineEvent, ProgressPrinter
+from harness.timing import PROFILE_NAMES
 from mlops.console.aws import AwsError, StackView
 from mlops.console.server import ConsoleServer
 
@@ -54,6 +55,8 @@ _QUERIES = typer.Option(None, "--queries", help="CSV of sample queries (Query, o
 _APPROVAL = typer.Option("auto", "--approval", help="auto | prompt (ask here) | wait (`mlops approve`).")
 _REPORT_DIR = typer.Option(None, "--report-dir", help="The run report's folder (default <work-dir>/report).")
 _TIME_SCALE = typer.Option(0.01, "--time-scale", help="Multiplies Step Functions' waits and polls.")
+_TIMING = typer.Option("fast", "--timing", help="fast: nothing added; aws: AWS's provisioning times "
+                       "(training, endpoints, CodeBuild, Lambda cold starts) at --time-scale.")
 _SOURCE = typer.Option(REPO_ROOT, "--source", help="The git repository the Source stage commits.")
 _REF = typer.Option(None, "--ref", help="A ref to build (default: the working tree as a commit).")
 _API_BATCH = typer.Option(64, "--api-batch-size", min=1, max=64, help="Queries per API request at the end "
@@ -76,11 +79,13 @@ def _quiet() -> None:
 def _options(
     work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
     report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
-    api_batch_size: int = 64, training_cache: bool = True,
+    api_batch_size: int = 64, training_cache: bool = True, timing: str = "fast",
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
         raise typer.BadParameter(f"one of {', '.join(RUNTIMES)}", param_hint="--runtime")
+    if timing not in PROFILE_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(PROFILE_NAMES)}", param_hint="--timing")
     if approval not in APPROVALS:
         raise typer.BadParameter(f"one of {', '.join(APPROVALS)}", param_hint="--approval")
     running = ControlChannel(work_dir).running_elsewhere()
@@ -93,7 +98,7 @@ def _options(
         return FlowOptions(
             work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
             report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
-            api_batch_size=api_batch_size, training_cache=training_cache,
+            api_batch_size=api_batch_size, training_cache=training_cache, timing=timing,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -114,6 +119,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as stdout's last line."),
     report_dir: Path | None = _REPORT_DIR,
     time_scale: float = _TIME_SCALE,
+    timing: str = _TIMING,
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
@@ -125,7 +131,7 @@ def run(
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
     options = _options(
         work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref,
-        api_batch_size=api_batch_size, training_cache=training_cache,
+        api_batch_size=api_batch_size, training_cache=training_cache, timing=timing,
     )
     write = _echo_to(as_json)
     summary = _run(options, write, keep_up=False, console=_Console(console, False, console_port))

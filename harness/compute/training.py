@@ -3,7 +3,8 @@
 `TrainingJobSpec.from_request` reads a CreateTrainingJob request (the API's own field names) and
 rejects what the harness cannot honour. `TrainingJobRunner.start` then, in a background thread:
 
-1. Starting/Downloading: creates a fresh `/opt/ml` under `<work_dir>/training-jobs/<name>/`,
+1. Starting: waits out the timing profile's instance provisioning (harness/timing.py; none by default);
+   Downloading: creates a fresh `/opt/ml` under `<work_dir>/training-jobs/<name>/`,
    downloads each input channel from the emulator's S3 into `input/data/<channel>/` and writes
    `input/config/{hyperparameters,inputdataconfig,resourceconfig}.json`;
 2. Training: runs the image's `train` through the container runtime, its output kept in
@@ -230,10 +231,13 @@ class TrainingJob:
         prepare_input: Callable[[Path], None] | None = None,
         provision: Callable[[], str | None] | None = None,
         logs: TrainingLogPublisher | None = None,
+        provisioning_s: Callable[[], float] | None = None,
     ) -> None:
         self.spec = spec
         self._prepare_input = prepare_input
         self._provision = provision
+        self._provisioning_s = provisioning_s
+        self._stop_event = threading.Event()
         self._logs = logs
         self._created_s = time.time()
         self.job_dir = job_dir
@@ -282,6 +286,7 @@ class TrainingJob:
                 return
             self._stop_requested = True
             process = self._process
+        self._stop_event.set()
         self._set_secondary("Stopping", status="Stopping")
         if process is not None:
             process.terminate()
@@ -326,6 +331,10 @@ class TrainingJob:
             if capacity is not None:
                 self._end("Failed", "Failed", failure_reason=capacity)
                 return
+            # Launching and preparing the instances (SageMaker's Starting), as long as the profile says.
+            wait_s = self._provisioning_s() if self._provisioning_s is not None else 0.0
+            if wait_s > 0 and self._stop_event.wait(wait_s):
+                raise _Stopped()
             self._set_secondary("Downloading")
             try:
                 image = self._prepare()
@@ -454,6 +463,8 @@ class TrainingJobRunner:
     provision: Callable[[], str | None] | None = None
     # Where each ended job's log goes (CloudWatch Logs, as SageMaker sends it); None: nowhere.
     logs: TrainingLogPublisher | None = None
+    # How long a job waits in Starting for its instances (a timing profile, harness/timing.py).
+    provisioning_s: Callable[[], float] | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -464,7 +475,14 @@ class TrainingJobRunner:
             if key in self._jobs:
                 raise TrainingJobError(f"a training job named {spec.name} already runs in the harness")
             job = TrainingJob(
-                spec, job_dir, self.runtime, self.s3_client(), self.prepare_input, self.provision, self.logs
+                spec,
+                job_dir,
+                self.runtime,
+                self.s3_client(),
+                self.prepare_input,
+                self.provision,
+                self.logs,
+                self.provisioning_s,
             )
             self._jobs[key] = job
         job.start()

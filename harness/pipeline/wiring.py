@@ -62,11 +62,18 @@ def default_executors(
     build_cache: LocalBuildCache | None = None,
     lambda_async_retry_delays_s: tuple[float, float] = (0.0, 0.0),
     lambda_after_raise_timeout_s: float | None = None,
+    build_provisioning_s: Callable[[], float] | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
     """The executor table: (category, provider) -> executor."""
     context = deployed.context
     build = CodeBuildExecutor(
-        deployed.projects, context.region, context.account_id, endpoint_url, image_build, cache=build_cache
+        deployed.projects,
+        context.region,
+        context.account_id,
+        endpoint_url,
+        image_build,
+        cache=build_cache,
+        provisioning_s=build_provisioning_s,
     )
     return {
         ("Source", "CodeCommit"): git_source_action,

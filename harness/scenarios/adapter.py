@@ -292,6 +292,7 @@ class LocalScenarioHarness:
                 else {}
             ),
             training_cache=settings.training_cache,
+            timing=settings.timing,
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow

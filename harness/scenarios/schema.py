@@ -181,6 +181,11 @@ class Settings(Strict):
         default=True,
         description="a training job reuses an earlier one's model when image, data and hyperparameters match",
     )
+    timing: Literal["fast", "aws"] = Field(
+        default="fast",
+        description="fast: nothing added; aws: AWS's provisioning times (training, endpoints, CodeBuild, "
+        "Lambda cold starts) at the time scale",
+    )
 
     @field_validator("data")
     @classmethod

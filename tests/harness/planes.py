@@ -46,6 +46,7 @@ def running_harness(
             work_dir,
             endpoint_startup_limit_s=startup_limit_s,
             faults=emulator.context.faults,
+            timing=emulator.context.timing,
         )
         emulator.context.attach(plane)
         yield Harness(emulator, plane)  # stopping the emulator detaches the plane
