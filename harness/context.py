@@ -11,6 +11,8 @@ read the context of the emulator that runs now (`current()`). One `HarnessContex
 - the Step Functions timing (`step_functions`): the time scale of Wait states, Retry intervals and
   `.sync` polls, and the SageMaker operations' parameters the integration accepts;
 - IAM enforcement (`iam`, harness/iam): the switch, and the denials made for the run report;
+- the timing profile (`timing`, harness/timing.py): how long AWS's side of training, endpoints, builds
+  and Lambda cold starts takes (`fast`: nothing added; `aws`), at the same time scale;
 - the pipeline states GetPipelineState answers (`pipeline_states`), which live with moto's
   CodePipeline backend so that moto's reset clears them with the rest of its state.
 
@@ -33,6 +35,7 @@ from harness.faults import FaultBoard
 from harness.iam.credentials import ADMIN_CREDENTIALS
 from harness.iam.enforcement import IamEnforcement
 from harness.lambda_runtime import FunctionSpec, LambdaRuntime
+from harness.timing import Timing
 
 # Read when a context is made: the Step Functions time scale to start with (1.0 when unset).
 TIME_SCALE_ENV: Final = "MLOPS_SFN_TIME_SCALE"
@@ -137,6 +140,7 @@ class HarnessContext:
         # IAM enforcement at moto's boundary (harness/seams/iam.py); `iam.set_enabled(False)` turns it off.
         self.iam = IamEnforcement(enabled=iam)
         self.step_functions = StepFunctionsTiming(scale)
+        self.timing = Timing(lambda: self.step_functions.scale)
         self._lock = threading.Lock()
         self._plane: ComputePlane | None = None
         self._lambdas: LambdaRuntime | None = None
@@ -151,6 +155,7 @@ class HarnessContext:
             self._lambdas = LambdaRuntime(
                 endpoint_url=endpoint_url,
                 error_for=self.faults.lambda_error,
+                min_cold_start_s=lambda: self.timing.delay_s("lambda_cold_start_s"),
                 credentials_for=self._lambda_credentials,
             )
 

@@ -100,6 +100,7 @@ class LocalFlow:
                     work_dir=options.work_dir,
                     runtime=self.runtime,
                     time_scale=options.time_scale,
+                    timing=options.timing,
                     parameters=parameters,
                     training_cache=default_cache_root() if options.training_cache else None,
                     iam=options.iam,

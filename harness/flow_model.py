@@ -43,6 +43,8 @@ class FlowOptions:
     report_dir: Path | None = None  # None: <work_dir>/report
     # Multiplies Step Functions' Wait states, Retry intervals and `.sync` polls (0.01: 30 s become 0.3 s).
     time_scale: float = 0.01
+    # AWS's provisioning times replayed at time_scale (`aws`), or none added (`fast`): harness/timing.py.
+    timing: str = "fast"
     # The platform's StartTrainingPollSeconds / PublishApiPollSeconds (10 s and 5 s on AWS).
     poll_seconds: float = 0.5
     source: Path = REPO_ROOT  # the git repository the Source stage commits

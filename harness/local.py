@@ -89,6 +89,7 @@ from harness.pipeline import (
 from harness.pipeline.build_cache import LocalBuildCache
 from harness.pipeline.trigger import PipelineTrigger
 from harness.service_roles import CODEPIPELINE, ServiceRoles, codepipeline_session
+from harness.timing import profile_named
 
 LOG = logging.getLogger(__name__)
 
@@ -121,6 +122,9 @@ class LocalAwsOptions:
     # state machine's 30 s endpoint poll into 0.3 s; 1.0 is real time. None keeps the emulator's own
     # setting (MLOPS_SFN_TIME_SCALE, else 1.0); a number overrides that variable while the stack runs.
     time_scale: float | None = 0.01
+    # How long AWS's side of each step takes (harness/timing.py): `fast` adds nothing, `aws` replays
+    # AWS's provisioning times for training, endpoints, builds and Lambda cold starts, at time_scale.
+    timing: str = "fast"
     # How long a new endpoint may take to answer /ping before it goes Failed.
     endpoint_startup_limit_s: float = DEFAULT_STARTUP_LIMIT_S
     # An AWS-compatible endpoint that runs elsewhere (e.g. "http://127.0.0.1:4566"); None embeds moto.
@@ -148,6 +152,7 @@ class LocalAwsOptions:
             raise ValueError(f"runtime must be auto, docker or process, not {self.runtime!r}")
         if self.time_scale is not None and not 0 < self.time_scale <= 1000:
             raise ValueError(f"time_scale must be in (0, 1000], got {self.time_scale}")
+        profile_named(self.timing)  # a clear error for an unknown profile
         if self.endpoint_startup_limit_s <= 0:
             raise ValueError(
                 f"endpoint_startup_limit_s must be positive, got {self.endpoint_startup_limit_s}"
@@ -307,6 +312,7 @@ class LocalAws:
         context = emulator.context
         if options.time_scale is not None:
             context.step_functions.set_scale(options.time_scale)
+        context.timing.use(options.timing)
         plane = ComputePlane.create(
             options.runtime,
             emulator.endpoint_url,
@@ -315,6 +321,7 @@ class LocalAws:
             faults=context.faults,
             training_cache=None if options.training_cache is None else TrainingCache(options.training_cache),
             iam=context.iam,
+            timing=context.timing,
         )
         context.attach(plane)
         self._plane = plane
@@ -495,6 +502,7 @@ class LocalAws:
             lambda_async_retry_delays_s=(60 * scale, 120 * scale),
             lambda_after_raise_timeout_s=1200 * scale,
             build_cache=LocalBuildCache(self.options.build_cache) if self.options.build_cache else None,
+            build_provisioning_s=partial(self.context.timing.delay_s, "codebuild_provisioning_s"),
         )
         states = self.context.pipeline_states(ACCOUNT_ID, REGION)
         if self._trigger is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ def write_run_report(stack: LocalAws, result: PipelineResult, summary: FlowSumma
         machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
         state_machine = json.loads(machine["definition"])
         history = _execution_history(sfn, summary.execution_arn)
-        job_name = f"{summary.execution_arn.rsplit(':', 1)[1]}-train"
+        job_name = last_training_job(history) or f"{summary.execution_arn.rsplit(':', 1)[1]}-train"
         try:
             training_log = stack.training_log(job_name)
         except Exception as error:  # the report is written even when the job left no log
@@ -64,6 +64,23 @@ def write_run_report(stack: LocalAws, result: PipelineResult, summary: FlowSumma
             access_denied=summary.access_denied,
         ),
     )
+
+
+def last_training_job(history: Sequence[Mapping[str, Any]]) -> str | None:
+    """The name of the execution's last training job: after a capacity failure the state machine
+    trains again as `N-train-2`, `N-train-3`, and the report shows the one that ran last."""
+    name = None
+    for event in sorted(history, key=lambda item: int(item.get("id", 0))):
+        details = event.get("taskScheduledEventDetails")
+        if not details or not str(details.get("resource", "")).startswith("createTrainingJob"):
+            continue
+        try:
+            parameters = json.loads(details.get("parameters") or "{}")
+        except ValueError:
+            continue
+        if isinstance(parameters, dict) and parameters.get("TrainingJobName"):
+            name = str(parameters["TrainingJobName"])
+    return name
 
 
 def _execution_history(sfn: Any, execution_arn: str) -> list[Mapping[str, Any]]:

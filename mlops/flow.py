@@ -40,28 +40,55 @@ from harness.flow_model import APPROVALS, REPO_ROOT, RUNTIMES, FlowError, FlowOp
 from harness.identity import REGION
 from harness.inputs import training_and_queries
 from harness.pipeline import PipelineEvent, ProgressPrinter
+from harness.timing import PROFILE_NAMES
 from mlops.console.aws import AwsError, StackView
 from mlops.console.server import ConsoleServer
 
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "mlops"
 
 _WORK_DIR = typer.Option(DEFAULT_WORK_DIR, "--work-dir", help="The stack's files and control channel.")
-_RUNTIME = typer.Option("auto", "--runtime", help="docker | process | auto (docker when an engine "
-                        "answers and the base image exists, else process).")
+_RUNTIME = typer.Option(
+    "auto",
+    "--runtime",
+    help="docker | process | auto (docker when an engine answers and the base image exists, else process).",
+)
 _DATA = typer.Option(None, "--data", help="Training data: a Query,Intent CSV (default: CLINC150 clinc10).")
-_QUERIES = typer.Option(None, "--queries", help="CSV of sample queries (Query, optionally Intent) sent "
-                        "to the API at the end (default: a few held-out rows of the data).")
+_QUERIES = typer.Option(
+    None,
+    "--queries",
+    help="CSV of sample queries (Query, optionally Intent) sent "
+    "to the API at the end (default: a few held-out rows of the data).",
+)
 _APPROVAL = typer.Option("auto", "--approval", help="auto | prompt (ask here) | wait (`mlops approve`).")
 _REPORT_DIR = typer.Option(None, "--report-dir", help="The run report's folder (default <work-dir>/report).")
 _TIME_SCALE = typer.Option(0.01, "--time-scale", help="Multiplies Step Functions' waits and polls.")
+_TIMING = typer.Option(
+    "fast",
+    "--timing",
+    help="fast: nothing added; aws: AWS's provisioning times "
+    "(training, endpoints, CodeBuild, Lambda cold starts) at --time-scale.",
+)
 _SOURCE = typer.Option(REPO_ROOT, "--source", help="The git repository the Source stage commits.")
 _REF = typer.Option(None, "--ref", help="A ref to build (default: the working tree as a commit).")
-_API_BATCH = typer.Option(64, "--api-batch-size", min=1, max=64, help="Queries per API request at the end "
-                          "(the API takes up to 64; throttled requests are retried with backoff).")
-_TRAINING_CACHE = typer.Option(True, "--training-cache/--no-training-cache", help="Reuse an earlier "
-                               "training job's model when image digest, data and hyperparameters match.")
-_IAM = typer.Option(True, "--iam/--no-iam", help="Enforce IAM: each principal acts with its role's "
-                    "policies, as on AWS (--no-iam: every call runs with full rights).")
+_API_BATCH = typer.Option(
+    64,
+    "--api-batch-size",
+    min=1,
+    max=64,
+    help="Queries per API request at the end "
+    "(the API takes up to 64; throttled requests are retried with backoff).",
+)
+_TRAINING_CACHE = typer.Option(
+    True,
+    "--training-cache/--no-training-cache",
+    help="Reuse an earlier training job's model when image digest, data and hyperparameters match.",
+)
+_IAM = typer.Option(
+    True,
+    "--iam/--no-iam",
+    help="Enforce IAM: each principal acts with its role's "
+    "policies, as on AWS (--no-iam: every call runs with full rights).",
+)
 _CONSOLE = typer.Option(False, "--console", help="Serve the local console while the stack runs.")
 _CONSOLE_PORT = typer.Option(0, "--console-port", help="The console's loopback port (0: a free one).")
 
@@ -76,13 +103,25 @@ def _quiet() -> None:
 
 
 def _options(
-    work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
-    report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
-    api_batch_size: int = 64, training_cache: bool = True, iam: bool = True,
+    work_dir: Path,
+    runtime: str,
+    data: Path | None,
+    queries: Path | None,
+    approval: str,
+    report_dir: Path | None,
+    time_scale: float,
+    source: Path,
+    ref: str | None,
+    api_batch_size: int = 64,
+    training_cache: bool = True,
+    iam: bool = True,
+    timing: str = "fast",
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
         raise typer.BadParameter(f"one of {', '.join(RUNTIMES)}", param_hint="--runtime")
+    if timing not in PROFILE_NAMES:
+        raise typer.BadParameter(f"one of {', '.join(PROFILE_NAMES)}", param_hint="--timing")
     if approval not in APPROVALS:
         raise typer.BadParameter(f"one of {', '.join(APPROVALS)}", param_hint="--approval")
     running = ControlChannel(work_dir).running_elsewhere()
@@ -93,9 +132,19 @@ def _options(
         )
     try:
         return FlowOptions(
-            work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
-            report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
-            api_batch_size=api_batch_size, training_cache=training_cache, iam=iam,
+            work_dir=work_dir,
+            runtime=runtime,
+            data=data,
+            queries=queries,
+            approval=approval,
+            report_dir=report_dir,
+            time_scale=time_scale,
+            source=source,
+            ref=ref,
+            api_batch_size=api_batch_size,
+            training_cache=training_cache,
+            iam=iam,
+            timing=timing,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -116,6 +165,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary as stdout's last line."),
     report_dir: Path | None = _REPORT_DIR,
     time_scale: float = _TIME_SCALE,
+    timing: str = _TIMING,
     work_dir: Path = _WORK_DIR,
     source: Path = _SOURCE,
     ref: str | None = _REF,
@@ -127,8 +177,19 @@ def run(
 ) -> None:
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
     options = _options(
-        work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref,
-        api_batch_size=api_batch_size, training_cache=training_cache, iam=iam,
+        work_dir,
+        runtime,
+        data,
+        queries,
+        approval,
+        report_dir,
+        time_scale,
+        source,
+        ref,
+        api_batch_size=api_batch_size,
+        training_cache=training_cache,
+        iam=iam,
+        timing=timing,
     )
     write = _echo_to(as_json)
     summary = _run(options, write, keep_up=False, console=_Console(console, False, console_port))

@@ -1,6 +1,7 @@
 """SageMaker endpoints, really served: `serve` containers behind a name, with SageMaker's limits.
 
-- `create`: Creating; in a background thread, downloads the model's `model.tar.gz`, unpacks it
+- `create`: Creating; in a background thread, waits out the timing profile's provisioning
+  (`provisioning_s`, harness/timing.py; none by default), downloads the model's `model.tar.gz`, unpacks it
   into a fresh `/opt/ml/model` (`<work_dir>/endpoints/<name>/<replica>/opt/ml/model`), starts
   `serve` through the container runtime and polls `GET /ping` (2 s per try); InService once it
   answers 200, Failed with a reason when the container exits or `startup_limit_s` passes first.
@@ -148,6 +149,8 @@ class EndpointManager:
     on_in_service: Callable[[ContainerProcess], None] | None = None
     # The execution roles' credentials: a model with an ExecutionRoleArn is fetched as that role.
     roles: ServiceRoles | None = None
+    # How long instances take before a create (False) or an update (True) starts its container.
+    provisioning_s: Callable[[bool], float] | None = None
     _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -275,6 +278,8 @@ class EndpointManager:
 
     def _bring_up(self, key: EndpointKey, target: ModelTarget, generation: int, updating: bool) -> None:
         replica: _Replica | None = None
+        if not self._provisioned(key, generation, updating):
+            return  # deleted or overtaken by a newer update while its instances were provisioned
         try:
             replica = self._start_replica(key, target)
             reason = self._wait_healthy(replica)
@@ -310,6 +315,20 @@ class EndpointManager:
             self.on_in_service(replica.serving.process)
         if old is not None:
             old.drain_and_stop()
+
+    def _provisioned(self, key: EndpointKey, generation: int, updating: bool) -> bool:
+        """Waits out the provisioning time; False when the endpoint moved on meanwhile."""
+        wait_s = self.provisioning_s(updating) if self.provisioning_s is not None else 0.0
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._lock:
+                endpoint = self._endpoints.get(key)
+                if endpoint is None or endpoint.generation != generation:
+                    return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, _PING_INTERVAL_S))
 
     def _start_replica(self, key: EndpointKey, target: ModelTarget) -> _Replica:
         directory = (

@@ -37,6 +37,7 @@ from harness.compute.training_logs import TrainingLogPublisher
 from harness.iam.enforcement import IamEnforcement
 from harness.identity import FAKE_CREDENTIALS, REGION
 from harness.service_roles import ServiceRoles
+from harness.timing import Timing
 
 
 def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
@@ -88,12 +89,14 @@ class ComputePlane:
         faults: PlaneFaults | None = None,
         training_cache: TrainingCache | None = None,
         iam: IamEnforcement | None = None,
+        timing: Timing | None = None,
     ) -> ComputePlane:
         """A plane whose containers run on `runtime` (a runtime, or `auto`, `docker`, `process`), with
         the faults `faults` switches on (none without it). With `training_cache`, a training job reuses
         an earlier run's model (harness.compute.training_cache); the faults wrap the cache, so a
         replaced `train` always runs. With `iam` (the emulator's `context.iam`), jobs and endpoints act
-        as their execution roles; without it, with the admin's rights."""
+        as their execution roles; without it, with the admin's rights. With `timing`
+        (harness/timing.py), jobs and endpoints first wait out its profile's provisioning times."""
         chosen = choose_runtime(runtime) if isinstance(runtime, str) else runtime
         if endpoint_startup_limit_s <= 0:
             raise ValueError(f"endpoint_startup_limit_s must be positive, got {endpoint_startup_limit_s}")
@@ -115,6 +118,9 @@ class ComputePlane:
                 provision=faults.capacity_error if faults is not None else None,
                 logs=TrainingLogPublisher(client_factory("logs", endpoint_url)),
                 roles=roles,
+                provisioning_s=(
+                    (lambda: timing.delay_s("training_provisioning_s")) if timing is not None else None
+                ),
             ),
             endpoints=EndpointManager(
                 runtime=runs,
@@ -123,6 +129,15 @@ class ComputePlane:
                 startup_limit_s=endpoint_startup_limit_s,
                 on_in_service=faults.serving_started if faults is not None else None,
                 roles=roles,
+                provisioning_s=(
+                    (
+                        lambda updating: timing.delay_s(
+                            "endpoint_update_s" if updating else "endpoint_create_s"
+                        )
+                    )
+                    if timing is not None
+                    else None
+                ),
             ),
         )
 

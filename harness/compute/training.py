@@ -3,7 +3,8 @@
 `TrainingJobSpec.from_request` reads a CreateTrainingJob request (the API's own field names) and
 rejects what the harness cannot honour. `TrainingJobRunner.start` then, in a background thread:
 
-1. Starting/Downloading: creates a fresh `/opt/ml` under `<work_dir>/training-jobs/<name>/`,
+1. Starting: waits out the timing profile's instance provisioning (harness/timing.py; none by default);
+   Downloading: creates a fresh `/opt/ml` under `<work_dir>/training-jobs/<name>/`,
    downloads each input channel from the emulator's S3 into `input/data/<channel>/` and writes
    `input/config/{hyperparameters,inputdataconfig,resourceconfig}.json`;
 2. Training: runs the image's `train` through the container runtime, its output kept in
@@ -243,12 +244,15 @@ class TrainingJob:
         logs: TrainingLogPublisher | None = None,
         ecr: Any | None = None,
         logs_client: Callable[[], Any] | None = None,
+        provisioning_s: Callable[[], float] | None = None,
     ) -> None:
         self.spec = spec
         self._ecr = ecr  # asked for the image pull as the job's role (None: not asked)
         self._logs_client = logs_client  # CloudWatch Logs as the job's role (None: the publisher's own)
         self._prepare_input = prepare_input
         self._provision = provision
+        self._provisioning_s = provisioning_s
+        self._stop_event = threading.Event()
         self._logs = logs
         self._created_s = time.time()
         self.job_dir = job_dir
@@ -297,6 +301,7 @@ class TrainingJob:
                 return
             self._stop_requested = True
             process = self._process
+        self._stop_event.set()
         self._set_secondary("Stopping", status="Stopping")
         if process is not None:
             process.terminate()
@@ -341,6 +346,10 @@ class TrainingJob:
             if capacity is not None:
                 self._end("Failed", "Failed", failure_reason=capacity)
                 return
+            # Launching and preparing the instances (SageMaker's Starting), as long as the profile says.
+            wait_s = self._provisioning_s() if self._provisioning_s is not None else 0.0
+            if wait_s > 0 and self._stop_event.wait(wait_s):
+                raise _Stopped()
             self._set_secondary("Downloading")
             try:
                 image = self._prepare()
@@ -482,6 +491,8 @@ class TrainingJobRunner:
     logs: TrainingLogPublisher | None = None
     # The execution roles' credentials: a job with a RoleArn makes its AWS calls as that role.
     roles: ServiceRoles | None = None
+    # How long a job waits in Starting for its instances (a timing profile, harness/timing.py).
+    provisioning_s: Callable[[], float] | None = None
     _jobs: dict[tuple[str, str, str], TrainingJob] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -502,6 +513,7 @@ class TrainingJobRunner:
                 self.logs,
                 ecr=ecr,
                 logs_client=logs_client,
+                provisioning_s=self.provisioning_s,
             )
             self._jobs[key] = job
         job.start()

@@ -36,7 +36,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -116,12 +116,15 @@ class CodeBuildExecutor:
         cache: LocalBuildCache | None = None,
         roles: ServiceRoles | None = None,
         pipeline_role_arn: str | None = None,
+        provisioning_s: Callable[[], float] | None = None,
     ) -> None:
         self._projects = projects
         # The principals (module docstring); None: every call with the admin's rights.
         self._roles = roles
         self._pipeline_role = pipeline_role_arn or None
         self._pipeline_session = codepipeline_session()
+        # How long a build waits QUEUED and PROVISIONING before its phases run (harness/timing.py).
+        self._provisioning_s = provisioning_s
         self._region = region
         self._account_id = account_id
         self._endpoint_url = endpoint_url
@@ -180,6 +183,10 @@ class CodeBuildExecutor:
             restored = cached.restore(project.name, spec.cache_paths, source_dir)
             context.progress(f"cache: {restored} files restored from the local cache ({CUSTOM_MODE})")
         self._image_build.prepare(source_dir)
+        wait_s = self._provisioning_s() if self._provisioning_s is not None else 0.0
+        if wait_s > 0:
+            context.progress(f"build {build_id}: QUEUED and PROVISIONING for {wait_s:.1f} s")
+            time.sleep(wait_s)
         context.progress(f"build {build_id} started")
         outcome = run_buildspec(
             spec,

@@ -81,6 +81,7 @@ def default_executors(
     lambda_after_raise_timeout_s: float | None = None,
     roles: ServiceRoles | None = None,
     artifact_credentials: Mapping[str, str] | None = None,
+    build_provisioning_s: Callable[[], float] | None = None,
 ) -> dict[tuple[str, str], ActionExecutor]:
     """The executor table: (category, provider) -> executor. `artifact_credentials`: the Lambda jobs'
     `artifactCredentials` (the pipeline role's temporary credentials)."""
@@ -93,6 +94,7 @@ def default_executors(
         cache=build_cache,
         roles=roles,
         pipeline_role_arn=deployed.pipeline.role_arn or None,
+        provisioning_s=build_provisioning_s,
     )
     return {
         ("Source", "CodeCommit"): git_source_action,

@@ -293,6 +293,7 @@ class LocalScenarioHarness:
             ),
             training_cache=settings.training_cache,
             iam=settings.iam,
+            timing=settings.timing,
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow

@@ -40,6 +40,11 @@ class RuntimeChoice(enum.StrEnum):
     auto = "auto"
 
 
+class TimingChoice(enum.StrEnum):
+    fast = "fast"
+    aws = "aws"
+
+
 def scenario_run(
     paths: Annotated[
         list[Path] | None, typer.Argument(help="Scenario files or folders (default: scenarios/).")
@@ -62,6 +67,10 @@ def scenario_run(
             help="Reuse a training job's model when image, data and hyperparameters match (step caching).",
         ),
     ] = True,
+    timing: Annotated[
+        TimingChoice | None,
+        typer.Option(help="Override every scenario's settings.timing (aws: AWS's provisioning times)."),
+    ] = None,
     shard: Annotated[
         str | None,
         typer.Option(help="Run only part I of N of the set (I/N: by name, round-robin), for a CI matrix."),
@@ -77,8 +86,9 @@ def scenario_run(
             console.print(f"error: --shard: {error}", markup=False)
             raise typer.Exit(EXIT_USAGE) from None
         loaded = part.select(loaded)
-        console.print(f"shard {part}: {', '.join(item.scenario.name for item in loaded) or 'nothing'}",
-                      markup=False)
+        console.print(
+            f"shard {part}: {', '.join(item.scenario.name for item in loaded) or 'nothing'}", markup=False
+        )
         if not loaded:
             return
     try:
@@ -87,7 +97,10 @@ def scenario_run(
         console.print(f"error: {error}", markup=False)
         raise typer.Exit(EXIT_USAGE) from None
     options = RunOptions(
-        runtime=runtime.value if runtime else None, work_root=work_dir, training_cache=training_cache
+        runtime=runtime.value if runtime else None,
+        work_root=work_dir,
+        training_cache=training_cache,
+        timing=timing.value if timing else None,
     )
     console.print(f"{len(loaded)} scenario(s), {parallel} at a time", markup=False)
     results = ScenarioRunner(factory, options).run_all(

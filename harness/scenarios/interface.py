@@ -116,6 +116,7 @@ class HarnessSettings:
     time_scale: float | None = None
     training_cache: bool = True  # step caching of training jobs (harness/compute/training_cache.py)
     iam: bool = True  # IAM enforced for every principal (harness/iam)
+    timing: Literal["fast", "aws"] = "fast"  # the timing profile (harness/timing.py)
 
 
 class ScenarioHarness(Protocol):

@@ -111,6 +111,7 @@ class ScenarioResult:
 class RunOptions:
     runtime: Runtime | None = None  # overrides every scenario's settings.runtime
     training_cache: bool = True  # False turns step caching off for every scenario (else each file decides)
+    timing: Literal["fast", "aws"] | None = None  # overrides every scenario's settings.timing
     work_root: Path | None = None  # where each scenario's work folder is made (a temporary folder if None)
     poll_interval_s: float = 0.2
 
@@ -139,7 +140,9 @@ class ScenarioRunner:
         )
         started = time.monotonic()
         with self._work_dir(scenario.name) as work_dir:
-            settings = harness_settings(scenario, work_dir, self.options.runtime, self.options.training_cache)
+            settings = harness_settings(
+                scenario, work_dir, self.options.runtime, self.options.training_cache, self.options.timing
+            )
             try:
                 with self.factory(settings) as harness:
                     _Run(loaded, harness, result, self.options.poll_interval_s).run()
@@ -189,9 +192,14 @@ def _run_one(factory: HarnessFactory, options: RunOptions, loaded: LoadedScenari
 
 
 def harness_settings(
-    scenario: Scenario, work_dir: Path, runtime: Runtime | None = None, training_cache: bool = True
+    scenario: Scenario,
+    work_dir: Path,
+    runtime: Runtime | None = None,
+    training_cache: bool = True,
+    timing: Literal["fast", "aws"] | None = None,
 ) -> HarnessSettings:
-    """The factory's settings for a scenario; `runtime` (from the command line) beats the file's."""
+    """The factory's settings for a scenario; `runtime` and `timing` (from the command line) beat the
+    file's."""
     given = scenario.settings
     data: str | Path = given.data if given.data in DATASETS else Path(given.data)
     return HarnessSettings(
@@ -205,6 +213,7 @@ def harness_settings(
         time_scale=given.time_scale,
         training_cache=training_cache and given.training_cache,
         iam=given.iam,
+        timing=timing or given.timing,
     )
 
 
@@ -276,6 +285,7 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
 
 def send_batch(url: str, api_key: str, spec: ApiRequests) -> list[HttpExchange]:
     """`repeat` requests, `concurrency` at a time, in the order they were issued."""
+
     def paced(_: int) -> HttpExchange:
         exchange = send(url, api_key, spec, session)
         time.sleep(spec.interval_s)

@@ -185,6 +185,11 @@ class Settings(Strict):
         default=True,
         description="IAM enforced: each principal acts with its role's policies (false: full rights for all)",
     )
+    timing: Literal["fast", "aws"] = Field(
+        default="fast",
+        description="fast: nothing added; aws: AWS's provisioning times (training, endpoints, CodeBuild, "
+        "Lambda cold starts) at the time scale",
+    )
 
     @field_validator("data")
     @classmethod

@@ -11,10 +11,11 @@ What (while installed):
   (the emulator's, through the SageMaker seam) with the task's parameters. Every other action is
   rejected when the state machine is created, as CreateStateMachine does for actions the optimized
   integration lacks (describeEndpoint, deleteEndpoint, ...: those are `aws-sdk:sagemaker:*` calls).
-- `createTrainingJob.sync` polls DescribeTrainingJob until the job ends: Completed gives the
-  description as the task's output; Failed or Stopped fails the task with `States.TaskFailed` and
-  the description (JSON, with FailureReason) as the cause. `.sync` on another action is rejected at
-  creation.
+- `createTrainingJob.sync` polls DescribeTrainingJob until the job ends (a throttled or 5xx poll is
+  polled again: the poll is Step Functions' own, which AWS does not surface as the task's error; AWS
+  documents nothing here): Completed gives the description as the task's output; Failed or Stopped
+  fails the task with `States.TaskFailed` and the description (JSON, with FailureReason) as the
+  cause. `.sync` on another action is rejected at creation.
 - An API error fails the task as AWS names it. Optimized integration: an error that SageMaker's API
   models (ResourceLimitExceeded, ResourceInUse, ResourceNotFound, ConflictException) is
   `SageMaker.<Name>Exception`, any other (ValidationException, ThrottlingException, 5xx) is
@@ -117,6 +118,19 @@ _TRAINING_RUNNING: Final[frozenset[str]] = frozenset({"InProgress", "Stopping"})
 # SDK it calls); aws-sdk integrations name it `SageMaker.SageMakerException`.
 _DEFAULT_ERROR_NAME = "SageMaker.AmazonSageMakerException"
 _AWS_SDK_SERVICE_ERROR_NAME = "SageMaker"
+# botocore's throttling error codes (its standard retry mode's list, as the SDKs document them).
+_THROTTLING_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
 # moto's own `.sync` poll interval, before scaling.
 _SYNC_POLL_SECONDS = 0.5
 _MIN_SYNC_POLL_SECONDS = 0.01
@@ -236,12 +250,21 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
         def resolve() -> Any:
             # Polls until the job ends (or the execution stops: then None, and moto's loop ends too).
             while True:
-                description = client.describe_training_job(TrainingJobName=job_name)
+                interval = max(_SYNC_POLL_SECONDS * time_scale(), _MIN_SYNC_POLL_SECONDS)
+                try:
+                    description = client.describe_training_job(TrainingJobName=job_name)
+                except ClientError as error:
+                    if not transient(error):
+                        raise
+                    # The service's own poll, not a call of the state machine: it polls again.
+                    env.program_state_event.wait(interval)
+                    if not env.is_running():
+                        return None
+                    continue
                 description.pop("ResponseMetadata", None)
                 status = description["TrainingJobStatus"]
                 if status not in _TRAINING_RUNNING:
                     break
-                interval = max(_SYNC_POLL_SECONDS * time_scale(), _MIN_SYNC_POLL_SECONDS)
                 env.program_state_event.wait(interval)  # woken early when the execution stops
                 if not env.is_running():
                     return None
@@ -265,6 +288,14 @@ class StateTaskServiceSageMaker(state_task_service_callback.StateTaskServiceCall
             )
 
         return resolve
+
+
+def transient(error: ClientError) -> bool:
+    """A throttling or 5xx answer: what an SDK retries (AWS SDKs and Tools Reference Guide, "Retry
+    behavior": throttling codes and HTTP 500/502/503/504)."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code in _THROTTLING_CODES or status >= 500
 
 
 def optimized_error_name(error: ClientError) -> str:

@@ -47,6 +47,7 @@ def running_harness(
             endpoint_startup_limit_s=startup_limit_s,
             faults=emulator.context.faults,
             iam=emulator.context.iam,
+            timing=emulator.context.timing,
         )
         emulator.context.attach(plane)
         yield Harness(emulator, plane)  # stopping the emulator detaches the plane
