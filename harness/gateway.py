@@ -23,9 +23,11 @@ Per request, in AWS's order and with AWS's answers:
 - a proxy event over 6,291,456 bytes, the whole event and not the body alone (Lambda quotas: 6 MB
   for a synchronous invoke, measured as 6,291,456 bytes), never reaches the function: 413
   `{"message":"Request Too Long"}`; so a body just under 6 MiB is refused too;
-- the AWS_PROXY integration's Lambda gets the proxy event (payload format 1.0) through the emulator's
-  Invoke API, so it runs in the harness's Lambda runtime; the integration timeout (29 s) gives
-  504 `{"message": "Endpoint request timed out"}`;
+- the AWS_PROXY integration's Lambda gets the proxy event (payload format 1.0) through moto's Lambda
+  backend in this process (what the Invoke API reaches, without its HTTP round trip), so it runs in the
+  harness's Lambda runtime; the integration timeout (29 s) gives
+  504 `{"message": "Endpoint request timed out"}`; a function error or a response over Lambda's 6 MB
+  limit gives 502;
 - the Lambda's proxy response (statusCode, headers, multiValueHeaders, body, isBase64Encoded) is the
   HTTP answer; a function error or a malformed response is 502 `{"message": "Internal server error"}`.
 Not modelled: authorizers and IAM auth (500 naming the type), usage plan quotas, non-proxy integrations,
@@ -45,18 +47,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import boto3
 import uvicorn
-from botocore.config import Config
-from botocore.exceptions import ReadTimeoutError
 
-from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
+from harness.identity import ACCOUNT_ID, REGION
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ INTEGRATION_TIMEOUT_S = 29.0
 # Requests answered at once (each waits on its Lambda in a thread); more wait for a free thread.
 CONCURRENT_REQUESTS = 64
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
+_FUNCTION_ARN = re.compile(r"^arn:[^:]+:lambda:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):function:.+$")
 _INVOKE_URL = re.compile(
     r"^https://(?P<api>[a-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com/(?P<rest>.*)$"
 )
@@ -197,11 +198,8 @@ class ApiGateway:
         self._host = host
         self._port = port
         self.integration_timeout_s = integration_timeout_s
-        self._lambda = boto3.Session(region_name=region, **FAKE_CREDENTIALS).client(
-            "lambda",
-            endpoint_url=emulator_endpoint,
-            config=Config(retries={"max_attempts": 1}, read_timeout=integration_timeout_s, connect_timeout=5),
-        )
+        # The emulator whose backends this gateway reads and whose functions it invokes, in this process.
+        self.emulator_endpoint = emulator_endpoint
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -464,18 +462,49 @@ class ApiGateway:
         }
 
     def _invoke(self, function_arn: str, payload: bytes) -> GatewayAnswer:
+        """Invokes the integration's function (RequestResponse) and maps its answer.
+
+        API Gateway calls Lambda's Invoke inside AWS; here the call goes to moto's Lambda backend in
+        this process (the same `LambdaFunction.invoke` that the Invoke API reaches, so the harness's
+        Lambda runtime runs it), not through the emulator's HTTP endpoint: that round trip (a boto3
+        request, werkzeug, Flask and moto's dispatch) cost 5-10 ms of every API call. The
+        integration timeout is kept by waiting for the invocation at most `integration_timeout_s`.
+        """
+        match = _FUNCTION_ARN.match(function_arn)
+        if match is None:
+            logger.error("the integration names no function ARN: %s", function_arn)
+            return BAD_GATEWAY
+        done: Future[tuple[bytes, dict[str, str]]] = Future()
+
+        def call() -> None:
+            from moto.awslambda.models import lambda_backends
+
+            response_headers: dict[str, str] = {}
+            try:
+                backend = lambda_backends[match["account"]][match["region"]]
+                result = backend.invoke(function_arn, None, payload, {}, response_headers)
+            except BaseException as error:  # handed to the waiting request, which logs it
+                done.set_exception(error)
+                return
+            raw = result.encode("utf-8") if isinstance(result, str) else bytes(result or b"")
+            done.set_result((raw, response_headers))
+
+        threading.Thread(target=call, name="api-gateway-invoke", daemon=True).start()
         try:
-            answer = self._lambda.invoke(FunctionName=function_arn, Payload=payload)
-        except ReadTimeoutError:
+            answer, response_headers = done.result(timeout=self.integration_timeout_s)
+        except FutureTimeout:
             return TIMED_OUT
         except Exception:
             logger.exception("the integration's Invoke failed for %s", function_arn)
             return BAD_GATEWAY
-        payload = answer["Payload"].read()
-        if answer.get("FunctionError"):
-            logger.info("lambda %s failed: %s", function_arn, payload[:500])
+        if response_headers.get("x-amz-function-error"):
+            logger.info("lambda %s failed: %s", function_arn, answer[:500])
             return BAD_GATEWAY
-        return proxy_answer(payload)
+        if len(answer) > MAX_SYNC_INVOKE_BYTES:
+            # Lambda refuses a synchronous response over 6 MB (Function.ResponseSizeTooLarge).
+            logger.info("lambda %s answered %d bytes, over Lambda's limit", function_arn, len(answer))
+            return BAD_GATEWAY
+        return proxy_answer(answer)
 
 
 def proxy_answer(payload: bytes) -> GatewayAnswer:

@@ -44,6 +44,7 @@ import csv
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,6 +288,13 @@ class LocalAws:
         self._registry: LocalRegistry | None = None
         self._trigger: PipelineTrigger | None = None
         self._undo: list[tuple[str, Callable[[], None]]] = []
+        # One client per service, made from one session: a new boto3 Session loads botocore's
+        # models again (0.3 s a client idle, over 1 s on a loaded machine), and the scenarios'
+        # observations and the flow ask for clients many times a second. Clients are thread-safe;
+        # a session is not, so clients are made under the lock.
+        self._clients: dict[str, Any] = {}
+        self._clients_session: boto3.Session | None = None
+        self._clients_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> LocalAws:
@@ -349,6 +357,9 @@ class LocalAws:
             except BaseException as error:  # KeyboardInterrupt: finish stopping, then raise it
                 interrupted = interrupted or error
         self._emulator = None
+        with self._clients_lock:
+            self._clients.clear()
+            self._clients_session = None
         self._plane = None
         self._gateway = None
         self._deployment = None
@@ -425,8 +436,18 @@ class LocalAws:
         return self._require_emulator().session()
 
     def client(self, service: str) -> Any:
-        """A boto3 client for `service`, pointed at the control plane."""
-        return self.session().client(service, endpoint_url=self.endpoint_url, config=client_config())
+        """A boto3 client for `service`, pointed at the control plane (one per service, shared)."""
+        endpoint_url = self.endpoint_url
+        with self._clients_lock:
+            client = self._clients.get(service)
+            if client is None:
+                if self._clients_session is None:
+                    self._clients_session = self.session()
+                client = self._clients_session.client(
+                    service, endpoint_url=endpoint_url, config=client_config()
+                )
+                self._clients[service] = client
+            return client
 
     def _require_emulator(self) -> EmbeddedEmulator | ExternalEmulator:
         if self._emulator is None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import requests.adapters
 
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.runtime import ContainerProcess, ContainerRuntime, ServingContainer
@@ -49,7 +50,13 @@ MAX_INVOCATION_BYTES = 6 * 1024 * 1024
 INVOCATION_TIMEOUT_S = 60.0
 PING_TIMEOUT_S = 2.0
 DEFAULT_STARTUP_LIMIT_S = 120.0
-_PING_INTERVAL_S = 0.25
+# The harness's own poll while a container starts (SageMaker documents the ping's 2 s answer limit, not
+# how often it pings a starting container): short, so InService follows the first 200 closely.
+_PING_INTERVAL_S = 0.05
+# Keep-alive connections to the serving containers, as SageMaker's front end keeps them: a new
+# connection per invocation (requests.post) cost a TCP handshake and a Session per call.
+_POOL_CONNECTIONS = 16
+_POOL_MAXSIZE = 64
 _DRAIN_LIMIT_S = INVOCATION_TIMEOUT_S + 5.0
 _STOP_GRACE_S = 10.0
 
@@ -137,6 +144,14 @@ class _Endpoint:
     generation: int = 0  # bumped by create/update/delete so that a stale start does not win
 
 
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback only: no proxy variables or .netrc read per request
+    adapter = requests.adapters.HTTPAdapter(pool_connections=_POOL_CONNECTIONS, pool_maxsize=_POOL_MAXSIZE)
+    session.mount("http://", adapter)
+    return session
+
+
 @dataclass
 class EndpointManager:
     """The endpoints of one compute plane."""
@@ -154,6 +169,7 @@ class EndpointManager:
     _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _http: requests.Session = field(default_factory=_pooled_session)
 
     # -- control plane -----------------------------------------------------------------------------
     def create(self, key: EndpointKey, target: ModelTarget) -> None:
@@ -220,6 +236,7 @@ class EndpointManager:
             endpoint.generation += 1
             if endpoint.current is not None:
                 endpoint.current.serving.process.stop(_STOP_GRACE_S)
+        self._http.close()
 
     # -- data plane --------------------------------------------------------------------------------
     def invoke(
@@ -249,12 +266,7 @@ class EndpointManager:
             if custom_attributes is not None:
                 headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
             try:
-                response = requests.post(
-                    f"{replica.serving.url}/invocations",
-                    data=body,
-                    headers=headers,
-                    timeout=(PING_TIMEOUT_S, INVOCATION_TIMEOUT_S),
-                )
+                response = self._post(f"{replica.serving.url}/invocations", body, headers)
             except requests.Timeout as error:
                 raise InvocationTimeout(str(error)) from error
             return InvocationResult(
@@ -266,6 +278,18 @@ class EndpointManager:
             )
         finally:
             replica.leave()
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
+        timeout = (PING_TIMEOUT_S, INVOCATION_TIMEOUT_S)
+        try:
+            return self._http.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.ConnectionError as error:
+            if isinstance(error, requests.ConnectTimeout):
+                raise
+            # A kept connection that the container closed meanwhile (its keep-alive timeout) fails
+            # before the request is read: once more, on a new connection (a dead container fails
+            # the second try too, and the error is raised as before).
+            return self._http.post(url, data=body, headers=headers, timeout=timeout)
 
     # -- starting containers -----------------------------------------------------------------------
     def _in_background(self, key: EndpointKey, target: ModelTarget, generation: int, updating: bool) -> None:

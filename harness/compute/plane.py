@@ -20,6 +20,7 @@ API, e.g. `ProcessRuntime.register`). The plane knows nothing of which faults ex
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +43,22 @@ from harness.timing import Timing
 
 def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
     """A factory of `service` clients for the emulator at `endpoint_url` (a fresh client per
-    caller/thread)."""
+    caller/thread). The clients come from one session, made under a lock (a session is not
+    thread-safe): a new session per client would load botocore's models again, 0.3 s a client."""
+    session: list[boto3.session.Session] = []
+    lock = threading.Lock()
 
     def make() -> Any:
-        return boto3.session.Session(region_name=region, **FAKE_CREDENTIALS).client(
-            service,
-            endpoint_url=endpoint_url,
-            config=Config(
-                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120
-            ),
-        )
+        with lock:
+            if not session:
+                session.append(boto3.session.Session(region_name=region, **FAKE_CREDENTIALS))
+            return session[0].client(
+                service,
+                endpoint_url=endpoint_url,
+                config=Config(
+                    retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120
+                ),
+            )
 
     return make
 

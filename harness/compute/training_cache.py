@@ -22,10 +22,19 @@ key up before it starts the container, and stores the model after a run that exi
 names another `program` (an injected fault replacing `train`, harness/faults.py, which wraps this
 runtime from outside) always runs it. Entries are folders under the cache root, written to a
 temporary folder and renamed into place, so that parallel scenario processes can share one root.
+
+A run in flight is claimed too: the first job to miss a key holds an exclusive `flock` on
+`<root>/.<key>.lock` until its container exits, and a job with the same key that starts meanwhile
+(another scenario process, or another thread) waits for that lock instead of training the same model
+a second time at once; it then finds the entry (a hit), or trains itself when the first run failed.
+While it waits its status is Training, as the run it waits for; a StopTrainingJob takes effect when the
+wait ends, and the wait gives up after `claim_wait_s` (then it trains).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -105,8 +114,47 @@ class CacheEntry:
 class TrainingCache:
     """Finished training runs by key, as folders `<root>/<key>/{model/,train.log,meta.json}`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, claim_wait_s: float = 900.0, claim_poll_s: float = 0.2) -> None:
         self.root = root
+        self.claim_wait_s = claim_wait_s
+        self.claim_poll_s = claim_poll_s
+
+    def claim(self, key: str) -> int | None:
+        """Holds the key's run-in-flight lock: a file descriptor to `release`, or None while another
+        holder (process or thread) has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.root / f".{key}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        return descriptor
+
+    @staticmethod
+    def release(descriptor: int) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
+
+    def claim_after_waiting(self, key: str) -> tuple[CacheEntry | None, int | None]:
+        """Waits while another run of `key` is in flight: (its entry, None) once it stored one, else
+        (None, the lock) for this caller to train; (None, None) when the wait gave up."""
+        deadline = time.monotonic() + self.claim_wait_s
+        while True:
+            entry = self.lookup(key)
+            if entry is not None:
+                return entry, None
+            descriptor = self.claim(key)
+            if descriptor is not None:
+                entry = self.lookup(key)  # stored between the lookup and the claim
+                if entry is not None:
+                    self.release(descriptor)
+                    return entry, None
+                return None, descriptor
+            if time.monotonic() >= deadline:
+                return None, None
+            time.sleep(self.claim_poll_s)
 
     def lookup(self, key: str) -> CacheEntry | None:
         folder = self.root / key
@@ -187,16 +235,28 @@ class CachingRuntime(RuntimeWrapper):
         if program is not None:  # another program runs in the image's place (an injected fault): run it
             return self.inner.start_training(image, base_dir, log_path, environment, program)
         key = cache_key(image, base_dir, environment)
-        entry = self.cache.lookup(key)
+        entry, claimed = self.cache.claim_after_waiting(key)
         if entry is not None:
             LOG.info("training cache hit %s (from job %s)", key[:12], entry.source_job)
             self.cache.restore(entry, base_dir / "model", log_path)
             return ReusedTraining(log_path, entry.source_job)
-        process = self.inner.start_training(image, base_dir, log_path, environment)
+        try:
+            process = self.inner.start_training(image, base_dir, log_path, environment)
+        except BaseException:
+            if claimed is not None:
+                self.cache.release(claimed)
+            raise
         job = base_dir.parent.parent.name  # <work>/training-jobs/<account>/<region>/<job>/opt/ml
-        process.add_exit_hook(
-            lambda code: self.cache.store(key, base_dir / "model", log_path, job) if code == 0 else None
-        )
+
+        def finished(code: int) -> None:
+            try:
+                if code == 0:
+                    self.cache.store(key, base_dir / "model", log_path, job)
+            finally:
+                if claimed is not None:
+                    self.cache.release(claimed)
+
+        process.add_exit_hook(finished)
         return process
 
 

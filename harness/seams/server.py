@@ -45,4 +45,5 @@ def install() -> None:
         return cache[host]
 
     get_backend_for_host._harness_memoised = True  # type: ignore[attr-defined]
+    get_backend_for_host._harness_original = original  # type: ignore[attr-defined]
     dispatcher.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]

@@ -15,6 +15,9 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,7 @@ from harness.compute.training_cache import (
     CachingRuntime,
     ReusedTraining,
     TrainingCache,
+    cache_key,
     reused_from,
 )
 
@@ -188,3 +192,61 @@ def test_two_processes_storing_the_same_key_leave_one_whole_entry(tmp_path: Path
     entry = TrainingCache(tmp_path / "cache").lookup("k" * 64)
     assert entry is not None and (entry.folder / "model" / "weights.txt").read_text() == "w"
     assert entry.source_job in {f"job-{i}" for i in range(4)}
+
+
+def _in_thread(call: Callable[[], ContainerProcess]) -> tuple[threading.Thread, list[ContainerProcess]]:
+    started: list[ContainerProcess] = []
+    thread = threading.Thread(target=lambda: started.append(call()), daemon=True)
+    thread.start()
+    return thread, started
+
+
+def test_a_job_waits_for_a_run_of_its_key_in_flight_and_reuses_it(
+    setup: tuple[Jobs, ResolvedImage, ResolvedImage],
+) -> None:
+    """Two scenario processes that miss the same key at once train it once: the second waits for the
+    first's run (its lock) and then reuses what it stored, as a cache hit."""
+    jobs, image, _ = setup
+    cache = jobs.runtime.cache
+    base_dir = prepare(jobs.tmp_path / "second" / "opt" / "ml", HYPER, ROWS)
+    env = {"RUN_COUNTER": str(jobs.counter)}
+    key = cache_key(image, base_dir, env)
+    in_flight = cache.claim(key)  # the first run, elsewhere, holds the key
+    assert in_flight is not None and cache.claim(key) is None
+    thread, started = _in_thread(
+        lambda: jobs.runtime.start_training(image, base_dir, jobs.tmp_path / "second.log", env)
+    )
+    time.sleep(1.0)
+    assert thread.is_alive() and jobs.real_runs() == 0  # waiting, not training
+    model = jobs.tmp_path / "first-model"
+    model.mkdir()
+    (model / "weights.txt").write_text("from the first run")
+    (jobs.tmp_path / "first.log").write_text("epoch=1; train_loss=0.5;\n")
+    cache.store(key, model, jobs.tmp_path / "first.log", "job-first")
+    cache.release(in_flight)
+    thread.join(30)
+    assert isinstance(started[0], ReusedTraining) and started[0].source_job == "job-first"
+    assert jobs.real_runs() == 0
+    assert (base_dir / "model" / "weights.txt").read_text() == "from the first run"
+
+
+def test_a_job_trains_itself_when_the_run_it_waited_for_failed(
+    setup: tuple[Jobs, ResolvedImage, ResolvedImage],
+) -> None:
+    jobs, image, _ = setup
+    cache = jobs.runtime.cache
+    base_dir = prepare(jobs.tmp_path / "second" / "opt" / "ml", HYPER, ROWS)
+    env = {"RUN_COUNTER": str(jobs.counter)}
+    in_flight = cache.claim(cache_key(image, base_dir, env))
+    assert in_flight is not None
+    thread, started = _in_thread(
+        lambda: jobs.runtime.start_training(image, base_dir, jobs.tmp_path / "second.log", env)
+    )
+    time.sleep(0.5)
+    cache.release(in_flight)  # the first run ended without storing anything (it failed)
+    thread.join(30)
+    assert not isinstance(started[0], ReusedTraining) and started[0].wait(60) == 0
+    assert jobs.real_runs() == 1
+    # Its own run is stored and its lock released: the next job is a plain hit.
+    again, _, _ = jobs.run(image, HYPER, ROWS)
+    assert isinstance(again, ReusedTraining) and jobs.real_runs() == 1
