@@ -35,6 +35,7 @@ account), as STS does.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, Final
 
 from moto.core.responses import BaseResponse
@@ -187,11 +188,62 @@ def _untrusted(context: HarnessContext, principal: Principal, role_arn: str) -> 
     return denial
 
 
+@functools.lru_cache(maxsize=1)
+def _aws_managed_documents() -> dict[str, Any]:
+    """moto's copy of AWS's managed policies, by name (read once: it is large)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    documents: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return documents
+
+
+def attach_managed_policies(role: Any, arns: list[str], account_id: str, region: str) -> None:
+    """Attaches each managed policy to the role, loading an AWS managed one into the account's backend
+    first (moto loads none unless told to, and they are thousands)."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    for arn in arns:
+        if arn not in backend.managed_policies and arn.startswith("arn:aws:iam::aws:policy/"):
+            name = arn.rsplit("/", 1)[-1]
+            data = _aws_managed_documents().get(name)
+            if data is None:
+                raise ValueError(f"{arn}: not an AWS managed policy moto knows")
+            policy = AWSManagedPolicy.from_data(name, account_id, region, data)
+            backend.managed_policies[policy.arn] = policy
+        backend.attach_role_policy(arn, role.name)
+
+
+def _install_role_managed_policies() -> None:
+    """moto's CloudFormation Role ignores `ManagedPolicyArns` (AWS::IAM::Role, "ManagedPolicyArns": the
+    managed policies attached to the role): the Lambda roles would lack AWSLambdaBasicExecutionRole."""
+    from moto.iam.models import Role
+
+    original = Role.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    @functools.wraps(original)
+    def create(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        role = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        arns = cloudformation_json["Properties"].get("ManagedPolicyArns") or []
+        attach_managed_policies(role, [str(arn) for arn in arns], account_id, region_name)
+        return role
+
+    Role.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment,arg-type]
+
+
 def install() -> None:
     """Wraps moto's dispatch (idempotent)."""
     global _installed
     if _installed:
         return
+    _install_role_managed_policies()
     original_call_action = BaseResponse.call_action
 
     @functools.wraps(original_call_action)  # moto's source stays readable through it (other seams' tests)
