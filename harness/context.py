@@ -30,11 +30,14 @@ import botocore.session
 
 from harness.compute.plane import ComputePlane
 from harness.faults import FaultBoard
+from harness.iam.credentials import ADMIN_CREDENTIALS
 from harness.iam.enforcement import IamEnforcement
-from harness.lambda_runtime import LambdaRuntime
+from harness.lambda_runtime import FunctionSpec, LambdaRuntime
 
 # Read when a context is made: the Step Functions time scale to start with (1.0 when unset).
 TIME_SCALE_ENV: Final = "MLOPS_SFN_TIME_SCALE"
+# The principal that assumes a Lambda function's execution role.
+LAMBDA_PRINCIPAL: Final = "lambda.amazonaws.com"
 
 
 def sagemaker_parameters(operation: str) -> frozenset[str]:
@@ -145,7 +148,18 @@ class HarnessContext:
             if self._endpoint_url is not None:
                 raise RuntimeError(f"this context is already open for {self._endpoint_url}")
             self._endpoint_url = endpoint_url
-            self._lambdas = LambdaRuntime(endpoint_url=endpoint_url, error_for=self.faults.lambda_error)
+            self._lambdas = LambdaRuntime(
+                endpoint_url=endpoint_url,
+                error_for=self.faults.lambda_error,
+                credentials_for=self._lambda_credentials,
+            )
+
+    def _lambda_credentials(self, spec: FunctionSpec) -> dict[str, str]:
+        """A function's worker credentials: its execution role's, the session named after the function
+        (as Lambda names it), assumed by lambda.amazonaws.com."""
+        if not spec.role:
+            return ADMIN_CREDENTIALS.as_env()
+        return self.iam.session(spec.role, spec.name[:64], LAMBDA_PRINCIPAL).as_env()
 
     @property
     def endpoint_url(self) -> str:

@@ -68,8 +68,11 @@ class ExternalEmulator:
 class EmbeddedEmulator:
     """moto's server in this process, on 127.0.0.1 and a free port. Use as a context manager."""
 
-    def __init__(self, port: int = 0, region: str = REGION, install_seams: bool = True) -> None:
+    def __init__(
+        self, port: int = 0, region: str = REGION, install_seams: bool = True, iam: bool = True
+    ) -> None:
         self._requested_port = port
+        self._iam = iam  # IAM enforcement on (harness/iam); its context's `iam.set_enabled` switches it later
         self.region = region
         self._install_seams = install_seams
         self._server: object | None = None
@@ -105,7 +108,7 @@ class EmbeddedEmulator:
 
         if self._context is not None:
             raise RuntimeError(f"this emulator already runs at {self.endpoint_url}")
-        context = HarnessContext()
+        context = HarnessContext(iam=self._iam)
         claim(context)  # refuses while another embedded emulator runs in this process
         self._context = context
         try:

@@ -104,6 +104,7 @@ class LocalFlow:
                     time_scale=options.time_scale,
                     parameters=parameters,
                     training_cache=default_cache_root() if options.training_cache else None,
+                    iam=options.iam,
                 )
             ).start()
             self.aws.deploy()
@@ -263,6 +264,9 @@ class LocalFlow:
                 summary.status = "succeeded"
             except FlowError as error:
                 summary.failed_stage, summary.reason = error.stage, error.reason
+        summary.access_denied = self.stack.access_denials()
+        if not summary.succeeded:
+            summary.reason = with_denials(summary.reason, summary.access_denied)
         folder = report_folder if report_folder is not None else self.options.report_folder
         try:
             write_run_report(self.stack, result, summary, folder)
@@ -273,6 +277,15 @@ class LocalFlow:
                 summary.status, summary.failed_stage = "failed", "Report"
                 summary.reason = f"the report could not be written: {error}"
         return summary
+
+
+def with_denials(reason: str | None, denials: list[dict[str, str]]) -> str | None:
+    """A failure reason that names what IAM refused (principal, action, resource), unless it does so
+    already (a denied Lambda's error carries AWS's message itself)."""
+    if not denials or (reason and "is not authorized to perform" in reason):
+        return reason
+    named = "; ".join(f"{d['principal']} may not {d['action']} on {d['resource']}" for d in denials[-3:])
+    return f"{reason or 'failed'} (IAM denied: {named})"
 
 
 def run_flow(options: FlowOptions, write: Callable[[str], None] = print) -> FlowSummary:

@@ -52,6 +52,7 @@ class FlowOptions:
     parameters: Mapping[str, str] = field(default_factory=dict)
     api_batch_size: int = MAX_API_BATCH  # queries per API request at the end (harness.api_client)
     training_cache: bool = True  # step caching of training jobs (harness.compute.training_cache)
+    iam: bool = True  # IAM enforced at the emulator's boundary (harness/iam); False: full rights for all
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
@@ -113,6 +114,8 @@ class FlowSummary:
     sample_answers: list[SampleAnswer] = field(default_factory=list)
     api_throttled: int = 0  # 429s the API client met and retried (or, when retries ran out, returned)
     training_cache_hit: bool = False  # the training job reused an earlier job's model (step caching)
+    # Calls IAM refused during the run: principal, action, resource, reason, AWS's message (harness/iam).
+    access_denied: list[dict[str, str]] = field(default_factory=list)
     registry_item: dict[str, Any] | None = None
     report_dir: str | None = None
     wall_s: float = 0.0

@@ -138,6 +138,9 @@ class LocalAwsOptions:
     # This machine as the build host of CodeBuild projects with a LOCAL cache: the buildspec's
     # `cache.paths` are kept here between builds (harness/pipeline/build_cache.py). None: nothing kept.
     build_cache: Path | None = field(default_factory=lambda: cache_home() / "codebuild")
+    # IAM enforced at the emulator's boundary (harness/iam): each principal acts with its role's rights.
+    # False: every call runs with full rights (`mlops run --no-iam`, a scenario's `settings.iam: false`).
+    iam: bool = True
 
     def __post_init__(self) -> None:
         if self.runtime not in ("auto", "docker", "process"):
@@ -296,7 +299,7 @@ class LocalAws:
         if options.external_endpoint_url is not None:
             self._emulator = ExternalEmulator(options.external_endpoint_url)
             return
-        emulator = EmbeddedEmulator().start()
+        emulator = EmbeddedEmulator(iam=self.options.iam).start()
         self._emulator = emulator
         self._undo.append(("emulator", emulator.stop))
         context = emulator.context
@@ -370,6 +373,13 @@ class LocalAws:
         if not isinstance(emulator, EmbeddedEmulator):
             raise LocalAwsError("no harness context: the stack runs an external endpoint")
         return emulator.context
+
+    def access_denials(self) -> list[dict[str, str]]:
+        """Every call IAM refused in this stack so far (principal, action, resource, AWS's message);
+        none for an external endpoint, which enforces (or not) on its own."""
+        if not self.embedded:
+            return []
+        return [denial.as_dict() for denial in self.context.iam.denials()]
 
     @property
     def faults(self) -> FaultBoard:

@@ -61,6 +61,7 @@ def write_run_report(stack: LocalAws, result: PipelineResult, summary: FlowSumma
             registry_item=summary.registry_item,
             sample_answers=[asdict(answer) for answer in summary.sample_answers],
             details=details,
+            access_denied=summary.access_denied,
         ),
     )
 

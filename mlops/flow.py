@@ -60,6 +60,8 @@ _API_BATCH = typer.Option(64, "--api-batch-size", min=1, max=64, help="Queries p
                           "(the API takes up to 64; throttled requests are retried with backoff).")
 _TRAINING_CACHE = typer.Option(True, "--training-cache/--no-training-cache", help="Reuse an earlier "
                                "training job's model when image digest, data and hyperparameters match.")
+_IAM = typer.Option(True, "--iam/--no-iam", help="Enforce IAM: each principal acts with its role's "
+                    "policies, as on AWS (--no-iam: every call runs with full rights).")
 _CONSOLE = typer.Option(False, "--console", help="Serve the local console while the stack runs.")
 _CONSOLE_PORT = typer.Option(0, "--console-port", help="The console's loopback port (0: a free one).")
 
@@ -76,7 +78,7 @@ def _quiet() -> None:
 def _options(
     work_dir: Path, runtime: str, data: Path | None, queries: Path | None, approval: str,
     report_dir: Path | None, time_scale: float, source: Path, ref: str | None,
-    api_batch_size: int = 64, training_cache: bool = True,
+    api_batch_size: int = 64, training_cache: bool = True, iam: bool = True,
 ) -> FlowOptions:
     _quiet()
     if runtime not in RUNTIMES:
@@ -93,7 +95,7 @@ def _options(
         return FlowOptions(
             work_dir=work_dir, runtime=runtime, data=data, queries=queries, approval=approval,
             report_dir=report_dir, time_scale=time_scale, source=source, ref=ref,
-            api_batch_size=api_batch_size, training_cache=training_cache,
+            api_batch_size=api_batch_size, training_cache=training_cache, iam=iam,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
@@ -121,11 +123,12 @@ def run(
     training_cache: bool = _TRAINING_CACHE,
     console: bool = _CONSOLE,
     console_port: int = _CONSOLE_PORT,
+    iam: bool = _IAM,
 ) -> None:
     """Run the full flow locally: deploy, data to S3, commit -> pipeline -> HTTP API -> sample answers."""
     options = _options(
         work_dir, runtime, data, queries, approval, report_dir, time_scale, source, ref,
-        api_batch_size=api_batch_size, training_cache=training_cache,
+        api_batch_size=api_batch_size, training_cache=training_cache, iam=iam,
     )
     write = _echo_to(as_json)
     summary = _run(options, write, keep_up=False, console=_Console(console, False, console_port))

@@ -80,11 +80,17 @@ class Call:
     path: str = "/"
 
 
+# Signing names that are not the service's IAM prefix.
+_IAM_PREFIXES: Final = {"monitoring": "cloudwatch"}
+
+
 @lru_cache(maxsize=64)
 def signing_name(service: str) -> str:
-    """The IAM prefix of a botocore service: its signing name (e.g. stepfunctions -> states)."""
+    """The IAM prefix of a botocore service: its signing name (e.g. stepfunctions -> states), except
+    CloudWatch's ("monitoring", IAM prefix "cloudwatch")."""
     model = botocore.session.get_session().get_service_model(service)
-    return str(model.signing_name or model.endpoint_prefix)
+    name = str(model.signing_name or model.endpoint_prefix)
+    return _IAM_PREFIXES.get(name, name)
 
 
 def action_of(call: Call) -> str:

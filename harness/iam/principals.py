@@ -99,6 +99,14 @@ def resolve(access_key_id: str, session_token: str | None, account_id: str = ACC
     raise UnknownAccessKey(access_key_id)
 
 
+def role_session(role_arn: str, session_name: str) -> Principal:
+    """The principal of a session of `role_arn` (for a service's own calls that never cross moto's
+    HTTP boundary, such as Lambda writing a function's log with its execution role)."""
+    account_id = role_arn.split(":")[4] or ACCOUNT_ID
+    arn = f"arn:aws:sts::{account_id}:assumed-role/{role_arn.rsplit('/', 1)[-1]}/{session_name}"
+    return Principal(arn, role_arn, role_policies(role_arn))
+
+
 def role_policies(role_arn: str) -> tuple[Policy, ...]:
     """The role's inline and attached managed policies as moto's IAM backend holds them now."""
     role = find_role(role_arn)

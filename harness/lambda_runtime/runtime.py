@@ -13,7 +13,8 @@ An invocation:
   (the task root), shared by every worker of that code;
 - a worker runs `bootstrap.py` with the venv's Python (boto3 is there, as in AWS's Python runtime) in
   an environment built from scratch: the function's variables, then what AWS reserves (AWS_REGION,
-  AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, credentials: fake ones) and AWS_ENDPOINT_URL pointing at the
+  AWS_LAMBDA_*, _HANDLER, LAMBDA_TASK_ROOT, credentials: the execution role's temporary ones from
+  `sts:AssumeRole`, given by the context's `credentials_for`, else fake ones) and AWS_ENDPOINT_URL at the
   emulator, so the handler's boto3 calls reach it; HOME and TMPDIR are the worker's own scratch folder;
 - the timeout is the function's: past it the worker's process group is killed and the result is AWS's
   `Sandbox.Timedout` error ("Task timed out after N.NN seconds");
@@ -77,6 +78,7 @@ class FunctionSpec:
     memory_mb: int = 128
     version: str = "$LATEST"
     environment: Mapping[str, str] = field(default_factory=dict)
+    role: str = ""  # the execution role's ARN: its credentials are the worker's (see LambdaRuntime)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -192,7 +194,12 @@ class LambdaRuntime:
         keep_per_function: int = 50,
         idle_s: float = 300.0,
         error_for: Callable[[str], str | None] | None = None,
+        credentials_for: Callable[[FunctionSpec], Mapping[str, str]] | None = None,
     ) -> None:
+        # A function -> its worker's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN: the
+        # execution role's temporary credentials, as Lambda gets them by AssumeRole (the context gives
+        # harness.iam's); None: the harness's fake ones.
+        self._credentials_for = credentials_for
         # A function name -> the message its worker raises instead of running the handler, or None
         # (the fault board's `lambda_error`, harness/faults.py).
         self._error_for = error_for
@@ -244,6 +251,7 @@ class LambdaRuntime:
             spec.version,
             spec.memory_mb,
             spec.region,
+            spec.role,
             tuple(sorted(spec.environment.items())),
             self.endpoint_url,
         )
@@ -463,10 +471,18 @@ class LambdaRuntime:
                 "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": stream,
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                **FAKE_CREDENTIALS_ENV,
+                **self._credentials_env(spec),
             }
         )
         return env
+
+    def _credentials_env(self, spec: FunctionSpec) -> dict[str, str]:
+        if self._credentials_for is None:
+            return dict(FAKE_CREDENTIALS_ENV)
+        given = dict(self._credentials_for(spec))
+        if "AWS_SESSION_TOKEN" not in given:  # the admin's key has none; a worker always gets a variable
+            given["AWS_SESSION_TOKEN"] = FAKE_CREDENTIALS_ENV["AWS_SESSION_TOKEN"]
+        return given
 
     def _record(
         self,

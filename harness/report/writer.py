@@ -2,7 +2,8 @@
 
 Files: `summary.json` (everything below, machine-readable), `timeline.json`, `timeline.svg`,
 `statemachine.svg` (the execution's path), `loss.svg` (the training loss curve), `report.md` and
-`index.html` (the same content; the HTML shows the pictures inline). The writer adds no time or
+`index.html` (the same content; the HTML shows the pictures inline; calls IAM refused come first, with
+the principal, the action and the resource). The writer adds no time or
 randomness of its own: the same inputs give the same bytes.
 """
 
@@ -32,6 +33,8 @@ class RunReport:
     registry_item: Mapping[str, Any] | None = None
     sample_answers: Sequence[Mapping[str, Any]] = ()
     details: Mapping[str, str] = field(default_factory=dict)  # endpoint, API URL, ... (shown as given)
+    # Calls IAM refused: {"principal", "action", "resource", "reason", "message"} each.
+    access_denied: Sequence[Mapping[str, str]] = ()
 
 
 def _json(value: Any) -> str:
@@ -69,6 +72,7 @@ def write_report(folder: Path, report: RunReport) -> Path:
         "registry_item": report.registry_item,
         "sample_answers": list(report.sample_answers),
         "details": dict(report.details),
+        "access_denied": [dict(denial) for denial in report.access_denied],
     }
     (folder / "summary.json").write_text(_json(summary), encoding="utf-8")
     (folder / "report.md").write_text(_markdown(report, rows, statuses, metrics), encoding="utf-8")
@@ -83,6 +87,21 @@ def _headline(report: RunReport) -> str:
     if pipeline.get("failed_stage"):
         line += f" at {pipeline['failed_stage']} ({pipeline.get('reason')})"
     return line
+
+
+DENIAL_HEADER = ["principal", "action", "resource", "reason"]
+
+
+def _denial_rows(report: RunReport) -> list[list[str]]:
+    return [
+        [
+            str(d.get("principal", "")),
+            str(d.get("action", "")),
+            str(d.get("resource", "")),
+            str(d.get("reason", "")),
+        ]
+        for d in report.access_denied
+    ]
 
 
 def _answer_rows(report: RunReport) -> list[list[str]]:
@@ -111,6 +130,9 @@ def _markdown(
     lines = ["# Run report", "", _headline(report), ""]
     for key, value in sorted(report.details.items()):
         lines.append(f"- {key}: {value}")
+    if report.access_denied:
+        lines += ["", "## Access denied (IAM)", ""]
+        lines += table(DENIAL_HEADER, _denial_rows(report))
     lines += ["", "## Stage timeline", "", "![timeline](timeline.svg)", ""]
     lines += table(
         ["stage", "action", "status", "start (s)", "duration (s)", "detail"],
@@ -156,6 +178,11 @@ def _html(
         "<ul>"
         + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in sorted(report.details.items()))
         + "</ul>",
+        *(
+            ["<h2>Access denied (IAM)</h2>", table(DENIAL_HEADER, _denial_rows(report))]
+            if report.access_denied
+            else []
+        ),
         "<h2>Stage timeline</h2>",
         '<img src="timeline.svg" alt="timeline"/>',
         table(

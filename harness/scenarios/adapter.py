@@ -286,6 +286,7 @@ class LocalScenarioHarness:
                 else {}
             ),
             training_cache=settings.training_cache,
+            iam=settings.iam,
         )
         flow = LocalFlow(options, self._note)
         self.flow = flow

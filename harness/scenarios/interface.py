@@ -115,6 +115,7 @@ class HarnessSettings:
     approval: Literal["auto", "reject", "scenario"] = "auto"
     time_scale: float | None = None
     training_cache: bool = True  # step caching of training jobs (harness/compute/training_cache.py)
+    iam: bool = True  # IAM enforced for every principal (harness/iam)
 
 
 class ScenarioHarness(Protocol):

@@ -204,6 +204,7 @@ def harness_settings(
         approval=given.approval,
         time_scale=given.time_scale,
         training_cache=training_cache and given.training_cache,
+        iam=given.iam,
     )
 
 

@@ -179,6 +179,10 @@ class Settings(Strict):
         default=True,
         description="a training job reuses an earlier one's model when image, data and hyperparameters match",
     )
+    iam: bool = Field(
+        default=True,
+        description="IAM enforced: each principal acts with its role's policies (false: full rights for all)",
+    )
 
     @field_validator("data")
     @classmethod

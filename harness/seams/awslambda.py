@@ -28,7 +28,10 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.logs.exceptions import ResourceAlreadyExistsException
 
+from deployer.iam_policy import Request
 from harness.context import current
+from harness.iam.credentials import find_role
+from harness.iam.principals import role_session
 from harness.lambda_runtime import FunctionSpec, Invocation, LambdaRuntimeError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ def function_spec(fn: Any) -> FunctionSpec:
         memory_mb=int(fn.memory_size),
         version="$LATEST" if str(fn.version) in ("1", "$LATEST") else str(fn.version),
         environment={str(k): str(v) for k, v in environment.items()},
+        role=str(fn.role or ""),
     )
 
 
@@ -91,9 +95,16 @@ def _parse_event(body: Any) -> Any:
 
 
 def _save_logs(fn: Any, invocation: Invocation) -> None:
-    """Copies the invocation's log into moto's CloudWatch Logs, one stream per invocation."""
+    """Copies the invocation's log into moto's CloudWatch Logs, one stream per invocation.
+
+    Lambda writes the log with the function's execution role (Lambda developer guide, "Sending Lambda
+    function logs to CloudWatch Logs": the role needs logs:CreateLogGroup, logs:CreateLogStream and
+    logs:PutLogEvents, as AWSLambdaBasicExecutionRole grants); without them the function still runs and
+    no log appears. So does it here, with the denial recorded (`context.iam.denials()`)."""
     backend = fn.logs_backend
     group = f"/aws/lambda/{fn.function_name}"
+    if not _may_write_logs(fn, group, invocation.log_stream_name):
+        return
     backend.ensure_log_group(group)
     # One stream per worker (execution environment), as on AWS: created by its first invocation.
     with contextlib.suppress(ResourceAlreadyExistsException):
@@ -101,6 +112,21 @@ def _save_logs(fn: Any, invocation: Invocation) -> None:
     stamp = int(invocation.started_at * 1000)
     events = [{"timestamp": stamp, "message": line} for line in invocation.log.splitlines()]
     backend.put_log_events(group, invocation.log_stream_name, events)
+
+
+def _may_write_logs(fn: Any, group: str, stream: str) -> bool:
+    context = current()
+    role = str(fn.role or "")
+    if context is None or not context.iam.enabled or not role or find_role(role) is None:
+        return True
+    region, account = str(fn.region), str(fn.account_id)
+    group_arn = f"arn:aws:logs:{region}:{account}:log-group:{group}"
+    requests = [
+        Request("logs:CreateLogGroup", f"{group_arn}:*"),
+        Request("logs:CreateLogStream", f"{group_arn}:*"),
+        Request("logs:PutLogEvents", f"{group_arn}:log-stream:{stream}"),
+    ]
+    return context.iam.authorize(role_session(role, str(fn.function_name)), requests) is None
 
 
 def run(fn: Any, event: Any) -> Invocation:

@@ -34,6 +34,8 @@ account), as STS does.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any, Final
 
 from moto.core.responses import BaseResponse
@@ -43,12 +45,14 @@ from harness.iam.actions import Call, parameters_from_json, requests_for
 from harness.iam.credentials import find_role, trusts
 from harness.iam.enforcement import Denial
 from harness.iam.errors import Reply, S3Refusal, json_error, query_error, rest_json_error
+from harness.iam.managed_rules import managed_rules, may_create_managed_rules, refusal_message
 from harness.iam.principals import (
     InvalidSessionToken,
     Principal,
     UnknownAccessKey,
     access_key_of,
     resolve,
+    role_policies,
     session_token_of,
 )
 
@@ -118,9 +122,61 @@ def _denied(context: HarnessContext, response: BaseResponse) -> Any:
     if denial is None and call.service == "sts" and call.operation == "AssumeRole":
         denial = _untrusted(context, principal, str(call.params.get("RoleArn", "")))
     if denial is None:
-        return None
+        return _unassumable_role(response, protocol, call)
     code = "AccessDenied" if protocol in ("query", "ec2") else "AccessDeniedException"
     return _error(response, protocol, code, denial.message)
+
+
+# Creating a resource with a role its service cannot assume fails at creation on AWS.
+_SERVICE_ROLES: Final = {
+    ("lambda", "CreateFunction"): ("Role", "lambda.amazonaws.com"),
+    ("lambda", "UpdateFunctionConfiguration"): ("Role", "lambda.amazonaws.com"),
+    ("stepfunctions", "CreateStateMachine"): ("roleArn", "states.amazonaws.com"),
+    ("stepfunctions", "UpdateStateMachine"): ("roleArn", "states.amazonaws.com"),
+}
+_UNASSUMABLE: Final = {
+    # Lambda API reference, CreateFunction errors (InvalidParameterValueException).
+    "lambda": (
+        "InvalidParameterValueException",
+        "The role defined for the function cannot be assumed by Lambda.",
+    ),
+    # Step Functions API reference, CreateStateMachine errors (AccessDeniedException).
+    "stepfunctions": (
+        "AccessDeniedException",
+        "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to "
+        "assume the provided role.",
+    ),
+}
+
+
+def _unassumable_role(response: BaseResponse, protocol: str, call: Call) -> Reply | None:
+    """AWS's refusal of a function or state machine whose (existing) role does not trust its service;
+    a role missing from moto's IAM is let through (harness.iam.enforcement.IamEnforcement.session)."""
+    wanted = _SERVICE_ROLES.get((call.service, call.operation))
+    if wanted is None or not call.params.get(wanted[0]):
+        return None
+    role_arn = str(call.params[wanted[0]])
+    role = find_role(role_arn)
+    if role is None:
+        return None
+    if trusts(role, wanted[1], service=True):
+        return _managed_rule_refusal(call, role_arn)
+    code, message = _UNASSUMABLE[call.service]
+    if protocol == "json":
+        return json_error(code, message)
+    _, headers, body = rest_json_error(code, message)
+    return 400, headers, body
+
+
+def _managed_rule_refusal(call: Call, role_arn: str) -> Reply | None:
+    """CreateStateMachine / UpdateStateMachine refuse a role that may not create the managed rules of
+    the definition's `.sync` Tasks (harness/iam/managed_rules.py)."""
+    if call.service != "stepfunctions" or not call.params.get("definition"):
+        return None
+    rules = managed_rules(str(call.params["definition"]))
+    if not rules or may_create_managed_rules(role_policies(role_arn), rules, call.region, call.account):
+        return None
+    return json_error("AccessDeniedException", refusal_message(role_arn))
 
 
 def _untrusted(context: HarnessContext, principal: Principal, role_arn: str) -> Denial | None:
@@ -132,13 +188,65 @@ def _untrusted(context: HarnessContext, principal: Principal, role_arn: str) -> 
     return denial
 
 
+@functools.lru_cache(maxsize=1)
+def _aws_managed_documents() -> dict[str, Any]:
+    """moto's copy of AWS's managed policies, by name (read once: it is large)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    documents: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return documents
+
+
+def attach_managed_policies(role: Any, arns: list[str], account_id: str, region: str) -> None:
+    """Attaches each managed policy to the role, loading an AWS managed one into the account's backend
+    first (moto loads none unless told to, and they are thousands)."""
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    for arn in arns:
+        if arn not in backend.managed_policies and arn.startswith("arn:aws:iam::aws:policy/"):
+            name = arn.rsplit("/", 1)[-1]
+            data = _aws_managed_documents().get(name)
+            if data is None:
+                raise ValueError(f"{arn}: not an AWS managed policy moto knows")
+            policy = AWSManagedPolicy.from_data(name, account_id, region, data)
+            backend.managed_policies[policy.arn] = policy
+        backend.attach_role_policy(arn, role.name)
+
+
+def _install_role_managed_policies() -> None:
+    """moto's CloudFormation Role ignores `ManagedPolicyArns` (AWS::IAM::Role, "ManagedPolicyArns": the
+    managed policies attached to the role): the Lambda roles would lack AWSLambdaBasicExecutionRole."""
+    from moto.iam.models import Role
+
+    original = Role.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    @functools.wraps(original)
+    def create(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        role = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        arns = cloudformation_json["Properties"].get("ManagedPolicyArns") or []
+        attach_managed_policies(role, [str(arn) for arn in arns], account_id, region_name)
+        return role
+
+    Role.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment,arg-type]
+
+
 def install() -> None:
     """Wraps moto's dispatch (idempotent)."""
     global _installed
     if _installed:
         return
+    _install_role_managed_policies()
     original_call_action = BaseResponse.call_action
 
+    @functools.wraps(original_call_action)  # moto's source stays readable through it (other seams' tests)
     def call_action(self: BaseResponse) -> Any:
         context = current()
         if context is not None and context.iam.enabled and self.service_name != "s3":
@@ -155,6 +263,7 @@ def install() -> None:
 
     original_s3 = S3Response._authenticate_and_authorize_s3_action
 
+    @functools.wraps(original_s3)
     def authorize_s3(self: S3Response, bucket_name: str | None = None, key_name: str | None = None) -> None:
         context = current()
         if context is not None and context.iam.enabled:

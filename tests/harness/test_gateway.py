@@ -12,6 +12,7 @@ import requests
 
 from harness.emulator import EmbeddedEmulator
 from harness.gateway import ApiGateway, TokenBucket, match_route, proxy_answer
+from tests.harness.roles import service_role
 from tests.harness.test_seams_apigateway import deploy_api
 
 PROXY = """
@@ -291,7 +292,7 @@ def test_the_deployers_api_template(emulator: EmbeddedEmulator, gateway: ApiGate
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket="deployer-assets")
     s3.put_object(Bucket="deployer-assets", Key=proxy.key, Body=proxy.body)
-    role = emulator.client("iam").create_role(RoleName="deployer-proxy-role", AssumeRolePolicyDocument="{}")
+    role = service_role(emulator, "deployer-proxy-role")
     cloudformation = emulator.client("cloudformation")
     cloudformation.create_stack(
         StackName="deployer-api",
@@ -344,7 +345,7 @@ def test_the_deployers_api_updated_through_change_sets(
     s3 = emulator.client("s3")
     s3.create_bucket(Bucket="change-set-assets")
     s3.put_object(Bucket="change-set-assets", Key=proxy.key, Body=proxy.body)
-    role = emulator.client("iam").create_role(RoleName="change-set-proxy-role", AssumeRolePolicyDocument="{}")
+    role = service_role(emulator, "change-set-proxy-role")
     client = AwsClient(emulator.session(), endpoint_url=emulator.endpoint_url, poll_seconds=0.1)
     body = deploy.render_all().api_body
     parameters = {

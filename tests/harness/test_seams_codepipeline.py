@@ -12,6 +12,7 @@ import harness.seams as harness_seams
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.lambda_runtime import zip_sources
 from harness.seams import codepipeline
+from tests.harness.roles import service_role
 
 # A real Lambda action in the shape AWS documents: it reads the job, and reports success (with a
 # continuation token on the first pass) or failure through the job API.
@@ -42,7 +43,7 @@ CUSTOM_ACTION = {"category": "Build", "owner": "Custom", "provider": "HarnessWor
 
 @pytest.fixture(scope="module")
 def action_function(emulator: EmbeddedEmulator) -> str:
-    role = emulator.client("iam").create_role(RoleName="action-role", AssumeRolePolicyDocument="{}")
+    role = service_role(emulator, "action-role")
     emulator.client("lambda").create_function(
         FunctionName="pipeline-action",
         Runtime="python3.11",

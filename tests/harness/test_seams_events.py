@@ -15,6 +15,7 @@ import harness.seams as harness_seams
 from harness.emulator import EmbeddedEmulator
 from harness.lambda_runtime import zip_sources
 from harness.seams import events
+from tests.harness.roles import service_role
 
 MARKER_HANDLER = """
 import json, os, boto3
@@ -41,7 +42,7 @@ def buckets(emulator: EmbeddedEmulator) -> None:
 
 @pytest.fixture(scope="module")
 def marker_function(emulator: EmbeddedEmulator) -> str:
-    role = emulator.client("iam").create_role(RoleName="events-role", AssumeRolePolicyDocument="{}")
+    role = service_role(emulator, "events-role")
     created = emulator.client("lambda").create_function(
         FunctionName="events-marker",
         Runtime="python3.11",

@@ -15,6 +15,7 @@ import harness.seams as harness_seams
 from harness.emulator import EmbeddedEmulator
 from harness.lambda_runtime import zip_sources
 from harness.seams import awslambda
+from tests.harness.roles import service_role
 
 HANDLER = """
 import json, os, time, boto3
@@ -46,7 +47,7 @@ def bucket(emulator: EmbeddedEmulator) -> str:
 
 @pytest.fixture(scope="module")
 def function(emulator: EmbeddedEmulator) -> str:
-    role = emulator.client("iam").create_role(RoleName="lambda-seam-role", AssumeRolePolicyDocument="{}")
+    role = service_role(emulator, "lambda-seam-role")
     emulator.client("lambda").create_function(
         FunctionName="seam-probe",
         Runtime="python3.11",
