@@ -240,7 +240,7 @@ def test_a_failed_update_fails_the_action_and_the_old_model_keeps_serving(
     assert result["status"] == "FAILED"
     [(_, message)] = reporters[-1].failures
     assert f"endpoint pr-broken is InService on {serving} (rolled back) instead of {broken}" in message
-    assert "Failed to start the container" in message
+    assert "Failed to download model data" in message  # the artifact is missing
     assert all(success["output_variables"] == {} for r in reporters for success in r.successes)
     assert sagemaker.describe_endpoint(EndpointName="pr-broken")["EndpointConfigName"] == serving
     assert ask(emulator, "pr-broken") == "greet"
