@@ -12,10 +12,12 @@ endpoint `Failed`, each naming the assumed role (session `SageMaker`) and the ac
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import Plane
@@ -170,3 +172,27 @@ def test_without_get_object_the_endpoint_cannot_fetch_its_model(
         f'Failed to download model data for container "container_1" from URL: "{artifact}".'
     )
     assert _denied(name, "s3:GetObject", artifact.replace("s3://", "arn:aws:s3:::")) in reason
+
+
+def test_a_role_that_does_not_trust_sagemaker_is_refused_at_create_training_job(
+    emulator: EmbeddedEmulator, platform: dict[str, str], image: str
+) -> None:
+    """SageMaker assumes the execution role (its trust policy must name sagemaker.amazonaws.com: IAM user
+    guide, "Terms and concepts for roles"); CreateTrainingJob refuses a role it cannot assume with a
+    ValidationException."""
+    iam = emulator.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName="not-for-sagemaker", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    with pytest.raises(ClientError) as raised:
+        _train(emulator, platform, role["Arn"], image, "role-untrusted")
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert error["Message"].startswith(
+        f"Could not assume role {role['Arn']}. Please ensure that the role exists and allows principal "
+        "'sagemaker.amazonaws.com' to assume the role."
+    )
