@@ -479,7 +479,11 @@ class LambdaRuntime:
     def _credentials_env(self, spec: FunctionSpec) -> dict[str, str]:
         if self._credentials_for is None:
             return dict(FAKE_CREDENTIALS_ENV)
-        given = dict(self._credentials_for(spec))
+        try:
+            given = dict(self._credentials_for(spec))
+        except PermissionError as error:  # the role cannot be assumed by Lambda (its trust policy)
+            message = f"{spec.name}: no credentials for the execution role: {error}"
+            raise LambdaRuntimeError(message) from error
         if "AWS_SESSION_TOKEN" not in given:  # the admin's key has none; a worker always gets a variable
             given["AWS_SESSION_TOKEN"] = FAKE_CREDENTIALS_ENV["AWS_SESSION_TOKEN"]
         return given

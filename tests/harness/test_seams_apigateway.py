@@ -14,13 +14,22 @@ CODE_BUCKET = "api-code-bucket"
 CODE_KEY = "proxy.zip"
 
 
+# Lambda may assume the proxy's role (it calls nothing, so the role needs no policy).
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ],
+}
+
+
 def api_template(throttle: dict[str, int] | None = None, key_required: bool = True) -> dict[str, Any]:
     """A REST API with one AWS_PROXY method, a separate Stage, a key, a usage plan and its key binding."""
     return {
         "Resources": {
             "Role": {
                 "Type": "AWS::IAM::Role",
-                "Properties": {"RoleName": "api-proxy-role", "AssumeRolePolicyDocument": {}},
+                "Properties": {"RoleName": "api-proxy-role", "AssumeRolePolicyDocument": LAMBDA_TRUST},
             },
             "Proxy": {
                 "Type": "AWS::Lambda::Function",
