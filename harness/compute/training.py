@@ -526,8 +526,11 @@ class TrainingJobRunner:
         try:
             s3 = self.roles.client("s3", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
             ecr = self.roles.client("ecr", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
-        except RoleError as error:  # CreateTrainingJob's ValidationException on AWS
-            raise TrainingJobError(str(error)) from error
+        except RoleError as error:  # CreateTrainingJob's ValidationException on AWS, in its words
+            raise TrainingJobError(
+                f"Could not assume role {spec.role_arn}. Please ensure that the role exists and allows "
+                f"principal '{SAGEMAKER}' to assume the role. ({error})"
+            ) from error
         return s3, ecr, self.roles.client_factory("logs", spec.role_arn, SAGEMAKER_SESSION, SAGEMAKER)
 
     def jobs(self) -> list[TrainingJob]:

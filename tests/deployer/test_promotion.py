@@ -230,7 +230,9 @@ def test_a_failed_update_fails_the_action_and_the_old_model_keeps_serving(
     artifact = train_standin(emulator, plane.image, "pr-broken-train")
     serving = endpoint_config(emulator, plane.image, "pr-broken-run1", artifact)
     # A model whose artifact does not exist: its container cannot start, so the update fails.
-    broken = endpoint_config(emulator, plane.image, "pr-broken-run2", "s3://standin-data/missing/model.tar.gz")
+    broken = endpoint_config(
+        emulator, plane.image, "pr-broken-run2", "s3://standin-data/missing/model.tar.gz"
+    )
     sagemaker.create_endpoint(EndpointName="pr-broken", EndpointConfigName=serving)
     sagemaker.create_endpoint(EndpointName=settings.candidate_endpoint_name, EndpointConfigName=serving)
     wait_in_service(emulator, "pr-broken")
@@ -240,7 +242,7 @@ def test_a_failed_update_fails_the_action_and_the_old_model_keeps_serving(
     assert result["status"] == "FAILED"
     [(_, message)] = reporters[-1].failures
     assert f"endpoint pr-broken is InService on {serving} (rolled back) instead of {broken}" in message
-    assert "Failed to start the container" in message
+    assert "Failed to download model data" in message  # the artifact is missing
     assert all(success["output_variables"] == {} for r in reporters for success in r.successes)
     assert sagemaker.describe_endpoint(EndpointName="pr-broken")["EndpointConfigName"] == serving
     assert ask(emulator, "pr-broken") == "greet"

@@ -12,61 +12,22 @@ endpoint `Failed`, each naming the assumed role (session `SageMaker`) and the ac
 
 from __future__ import annotations
 
-import ast
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import Plane
-
-ACCOUNT = "123456789012"
-
-
-def _document(raw: Any) -> dict[str, Any]:
-    """GetRolePolicy's document (moto 5.2.5 answers a policy CloudFormation made with Python's repr)."""
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return dict(json.loads(raw))
-    except ValueError:
-        return dict(ast.literal_eval(raw))
-
-
-@contextmanager
-def role_without(emulator: EmbeddedEmulator, role_arn: str, action: str) -> Iterator[str]:
-    """The deployed role's policy with `action` taken out while the block runs; yields the role's name."""
-    iam = emulator.client("iam")
-    name = role_arn.rsplit("/", 1)[-1]
-    [policy_name] = iam.list_role_policies(RoleName=name)["PolicyNames"]
-    deployed = _document(iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"])
-    statements = []
-    for statement in deployed["Statement"]:
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        if action in actions:
-            kept = [a for a in actions if a != action]
-            if not kept:
-                continue
-            statement = {**statement, "Action": kept}
-        statements.append(statement)
-    assert len(json.dumps(statements)) < len(json.dumps(deployed["Statement"])), f"{action} not granted"
-    thinner = {**deployed, "Statement": statements}
-    iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(thinner))
-    try:
-        yield name
-    finally:
-        iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(deployed))
+from tests.deployer.roles import ACCOUNT, deployed_role, role_without
 
 
 @pytest.fixture
 def role(emulator: EmbeddedEmulator, platform: dict[str, str]) -> str:
-    roles = emulator.client("iam").list_roles()["Roles"]
-    [arn] = [r["Arn"] for r in roles if "SageMakerExecutionRole" in r["RoleName"] and "dtest" in r["Arn"]]
-    return str(arn)
+    del platform  # deployed
+    return deployed_role(emulator, "SageMakerExecutionRole")
 
 
 @pytest.fixture
@@ -211,3 +172,27 @@ def test_without_get_object_the_endpoint_cannot_fetch_its_model(
         f'Failed to download model data for container "container_1" from URL: "{artifact}".'
     )
     assert _denied(name, "s3:GetObject", artifact.replace("s3://", "arn:aws:s3:::")) in reason
+
+
+def test_a_role_that_does_not_trust_sagemaker_is_refused_at_create_training_job(
+    emulator: EmbeddedEmulator, platform: dict[str, str], image: str
+) -> None:
+    """SageMaker assumes the execution role (its trust policy must name sagemaker.amazonaws.com: IAM user
+    guide, "Terms and concepts for roles"); CreateTrainingJob refuses a role it cannot assume with a
+    ValidationException."""
+    iam = emulator.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName="not-for-sagemaker", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    with pytest.raises(ClientError) as raised:
+        _train(emulator, platform, role["Arn"], image, "role-untrusted")
+    error = raised.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert error["Message"].startswith(
+        f"Could not assume role {role['Arn']}. Please ensure that the role exists and allows principal "
+        "'sagemaker.amazonaws.com' to assume the role."
+    )

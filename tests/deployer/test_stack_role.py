@@ -11,15 +11,12 @@ to ROLLBACK_COMPLETE (CloudFormation user guide, "Stack status codes").
 
 from __future__ import annotations
 
-import ast
-import json
-from typing import Any
-
 import pytest
 
 from deployer.lambdas import publish_api
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import PROJECT, LambdaContext
+from tests.deployer.roles import role_without
 
 REMOVED = "lambda:GetFunctionCodeSigningConfig"
 
@@ -40,45 +37,15 @@ def handler_env(
     return variables
 
 
-def _document(raw: Any) -> dict[str, Any]:
-    """GetRolePolicy's document. moto 5.2.5 answers a policy CloudFormation made with Python's repr of it
-    (not JSON): read that too."""
-    if isinstance(raw, dict):
-        return raw
-    try:
-        return dict(json.loads(raw))
-    except ValueError:
-        return dict(ast.literal_eval(raw))
-
-
-def _without(document: dict[str, Any], action: str) -> dict[str, Any]:
-    """The policy with `action` taken out of every statement that lists it."""
-    statements = []
-    for statement in document["Statement"]:
-        actions = statement.get("Action")
-        if isinstance(actions, list) and action in actions:
-            statement = {**statement, "Action": [a for a in actions if a != action]}
-        statements.append(statement)
-    return {**document, "Statement": statements}
-
-
 def test_a_missing_handler_permission_fails_the_function_and_rolls_the_stack_back(
     emulator: EmbeddedEmulator, handler_env: dict[str, str]
 ) -> None:
-    iam = emulator.client("iam")
     role_arn = handler_env["API_STACK_ROLE_ARN"]
-    role_name = role_arn.rsplit("/", 1)[-1]
-    [policy_name] = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-    deployed = _document(iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"])
-    assert REMOVED in json.dumps(deployed)  # the template grants it
-    iam.put_role_policy(
-        RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(_without(deployed, REMOVED))
-    )
-    try:
-        with pytest.raises(publish_api.PublishError) as raised:
-            publish_api.handler({}, LambdaContext())
-    finally:
-        iam.put_role_policy(RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(deployed))
+    with (
+        role_without(emulator, role_arn, REMOVED) as role_name,
+        pytest.raises(publish_api.PublishError) as raised,
+    ):
+        publish_api.handler({}, LambdaContext())
 
     function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{PROJECT}-api-proxy"
     denial = (

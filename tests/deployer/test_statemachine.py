@@ -269,5 +269,5 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     assert serving in runner.configs()
     endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-steady")
     assert endpoint["EndpointConfigName"] == serving
-    assert "Failed to start the container" in endpoint["FailureReason"]
+    assert "Failed to download model data" in endpoint["FailureReason"]  # the artifact is missing
     assert ask(runner.emulator, "sm-steady") == "greet"
