@@ -1,9 +1,9 @@
 """`mlops plan`, `deploy` and `destroy` against the emulator, through the CLI a person uses.
 
-The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::CodeBuild::Project,
-AWS::CodePipeline::Pipeline and AWS::S3::BucketPolicy, and applies only part of a bucket's or a
-repository's properties (see docs/FACTS.md; the harness runs the build and the pipeline itself):
-the tests say where, check those parts in the template (test_compile.py), and check everything else.
+The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::S3::BucketPolicy,
+and applies only part of a bucket's or a repository's properties (see docs/FACTS.md; the harness runs
+the build and the pipeline itself): the tests say where, check those parts in the template
+(test_compile.py), and check everything else.
 """
 
 from __future__ import annotations
