@@ -19,7 +19,8 @@ one step fails or is interrupted (the first interruption is raised again at the 
 `LocalAws` started after it in the same process finds nothing of the first.
 
 Then the helpers the pipeline runner and the scenarios need: `deploy()` (the deployer's own code and
-files, with the platform parameters the options give), `deployed_pipeline()`, `pipeline_runner()`,
+files, with the platform parameters the options give), `deployed_pipeline()`, `pipeline_runner()` and
+its `trigger` (a commit in, detected as on AWS),
 `put_training_data()`, `register_image()` / `docker_image()`, `write_build_record()`,
 `start_execution()` / `wait_for_execution()`, `describe_endpoint()` / `invoke_endpoint()`,
 `publish_api()` / `api()`, `training_log()`.

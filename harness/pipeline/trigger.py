@@ -16,6 +16,10 @@ actions and change detection methods"):
   third-party sources ... connections configured for code push"), its detail the connection's ARN.
   DetectChanges false starts nothing.
 
+A push of the commit the branch already points to changes no reference: no event, no detection. The
+harness then does what a user does on AWS to run the pipeline again on the same revision (the
+console's "Release change"): StartPipelineExecution, whose trigger is `StartPipelineExecution`.
+
 StartPipelineExecution reaches this object through the CodePipeline seam (`register_pipeline_start`):
 `_start` runs the execution in a thread of its own with the branch head as the Source action's
 revision, as CodePipeline runs an execution in the background; `wait()` blocks for its result. The
@@ -31,6 +35,9 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import boto3
+
+from harness.identity import FAKE_CREDENTIALS
 from harness.pipeline.definition import Action, Pipeline
 from harness.pipeline.model import PipelineResult, SourceRequest
 from harness.pipeline.runner import PipelineRunner
@@ -94,13 +101,19 @@ class PipelineTrigger:
         pipeline_starts(self.account_id, self.region).unregister(self.pipeline.name, self._start)
 
     # -- a commit in ----------------------------------------------------------------------------------
-    def push(self, repository: Path, ref: str | None = None) -> Commit:
+    def push(self, repository: Path, ref: str | None = None) -> tuple[Commit, bool]:
         """Pushes a commit of `repository` (`ref`, or the working tree as a commit) to the branch the
-        Source action follows, and lets the source provider detect the change. Returns the commit."""
+        Source action follows, and lets the source provider detect the change. Returns the commit, and
+        whether the branch moved (a push of its head changes nothing and is detected by nothing)."""
         branch = self._source.configuration.get("BranchName") or "main"
         commit = replace(snapshot_commit(repository, ref), branch=branch)
         with self._changed:
             previous, self._head = self._head, _Head(repository, commit)
+        if previous is not None and (previous.repository, previous.commit.commit_id) == (
+            repository,
+            commit.commit_id,
+        ):
+            return commit, False
         provider = self._source.action_type.provider
         if provider == "CodeCommit":
             name = self._source.configuration.get("RepositoryName") or repository.name
@@ -120,15 +133,25 @@ class PipelineTrigger:
                 )
         else:
             raise TriggerError(f"no change detection for a {provider} source here")
-        return commit
+        return commit, True
 
     def commit(
         self, repository: Path, ref: str | None = None, timeout_s: float | None = None
     ) -> PipelineResult:
         """Pushes a commit and waits for the execution it starts (`timeout_s`: None waits as long as it
-        runs); a commit that starts no execution within START_TIMEOUT_S is a TriggerError."""
-        commit = self.push(repository, ref)
+        runs); a commit that starts no execution within START_TIMEOUT_S is a TriggerError. The branch's
+        head pushed again is released again (`release_change`)."""
+        commit, moved = self.push(repository, ref)
+        if not moved:
+            return self.wait(self.release_change(), timeout_s)
         return self.wait(self.started_for(commit.commit_id), timeout_s)
+
+    def release_change(self) -> str:
+        """StartPipelineExecution as a user calls it (the console's "Release change"); the execution id."""
+        client = boto3.client(
+            "codepipeline", region_name=self.region, endpoint_url=self.endpoint_url, **FAKE_CREDENTIALS
+        )
+        return str(client.start_pipeline_execution(name=self.pipeline.name)["pipelineExecutionId"])
 
     # -- executions -----------------------------------------------------------------------------------
     def _start(self, execution_id: str, trigger: dict[str, str]) -> None:

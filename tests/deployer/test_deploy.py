@@ -1,9 +1,9 @@
 """`mlops plan`, `deploy` and `destroy` against the emulator, through the CLI a person uses.
 
-The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::CodeBuild::Project,
-AWS::CodePipeline::Pipeline and AWS::S3::BucketPolicy, and applies only part of a bucket's or a
-repository's properties (see docs/FACTS.md; the harness runs the build and the pipeline itself):
-the tests say where, check those parts in the template (test_compile.py), and check everything else.
+The emulator is moto with the harness's seams. Its CloudFormation still skips AWS::S3::BucketPolicy,
+and applies only part of a bucket's or a repository's properties (see docs/FACTS.md; the harness runs
+the build and the pipeline itself): the tests say where, check those parts in the template
+(test_compile.py), and check everything else.
 """
 
 from __future__ import annotations
@@ -140,16 +140,30 @@ def test_deploy_creates_the_platforms_resources(emulator: EmbeddedEmulator, firs
     assert any("SageMakerExecutionRole" in role for role in roles)
 
 
-def test_the_emulator_skips_the_build_project_and_the_pipeline(
+def test_the_emulator_creates_the_build_project_and_the_pipeline(
     emulator: EmbeddedEmulator, first_deploy: Any
 ) -> None:
-    """moto creates no CodeBuild project or pipeline from a template, and no seam adds them: the harness
-    runs the build and the pipeline's stages itself (harness/pipeline)."""
+    """The stack's CodeBuild project and pipeline exist as CloudFormation made them
+    (harness/seams/cfn_pipeline.py): `Ref` of each is its name (CloudFormation template reference,
+    "Return values"), and CodePipeline and CodeBuild answer for them."""
     resources = emulator.client("cloudformation").list_stack_resources(StackName="dd-platform")
-    types = {r["ResourceType"] for r in resources["StackResourceSummaries"]}
-    assert "AWS::CodePipeline::Pipeline" not in types and "AWS::CodeBuild::Project" not in types
-    assert {"AWS::Lambda::Function", "AWS::StepFunctions::StateMachine", "AWS::DynamoDB::Table"} <= types
-    assert outputs(emulator, "dd-platform")["PipelineName"] == "dd-pipeline"
+    physical = {r["ResourceType"]: r["PhysicalResourceId"] for r in resources["StackResourceSummaries"]}
+    assert (
+        physical["AWS::CodePipeline::Pipeline"]
+        == outputs(emulator, "dd-platform")["PipelineName"]
+        == "dd-pipeline"
+    )
+    assert (
+        physical["AWS::CodeBuild::Project"]
+        == outputs(emulator, "dd-platform")["BuildProjectName"]
+        == "dd-image"
+    )
+    assert (
+        emulator.client("codepipeline").get_pipeline(name="dd-pipeline")["pipeline"]["name"] == "dd-pipeline"
+    )
+    assert [
+        p["name"] for p in emulator.client("codebuild").batch_get_projects(names=["dd-image"])["projects"]
+    ] == ["dd-image"]
 
 
 def test_a_second_deploy_changes_nothing(

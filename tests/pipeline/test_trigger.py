@@ -146,3 +146,28 @@ def test_start_pipeline_execution_by_a_caller_is_that_trigger(
         assert execution["artifactRevisions"][0]["revisionId"] == git(repository, "rev-parse", "HEAD")
     finally:
         trigger.unregister()
+
+
+def test_the_same_commit_again_is_released_again(
+    platforms: tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline], repository: Path, tmp_path: Path
+) -> None:
+    """A push of the branch's head changes no reference (no CodeCommit event); running the pipeline
+    again on it is a StartPipelineExecution (the console's "Release change")."""
+    emulator, deployed, _ = platforms
+    trigger = _trigger(emulator, deployed, tmp_path)
+    try:
+        first = trigger.commit(repository, timeout_s=60)
+        commit, moved = trigger.push(repository)
+        assert not moved and commit.commit_id == first.variables["SourceVariables"]["CommitId"]
+        again = trigger.commit(repository, timeout_s=60)
+        assert again.status == "Succeeded" and again.execution_id != first.execution_id
+        assert trigger.trigger_of(first.execution_id) == {
+            "triggerType": "CloudWatchEvent",
+            "triggerDetail": f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{_rule_name(emulator)}",
+        }
+        assert trigger.trigger_of(again.execution_id) == {
+            "triggerType": "StartPipelineExecution",
+            "triggerDetail": "",
+        }
+    finally:
+        trigger.unregister()
