@@ -26,7 +26,7 @@ from tests.conformance.sfn_helpers import (
     run,
     task_failures,
 )
-from tests.harness.planes import Harness, training_request
+from tests.harness.planes import ROLE_ARN, Harness, training_request
 from tests.harness.standin import write_standin_tree
 
 SCALE = 0.01
@@ -243,3 +243,64 @@ def test_a_throttled_describe_endpoint_poll_is_retried_not_cleaned_up(
     throttled = ["Rate exceeded" in failure["cause"] for failure in failures]
     assert throttled == [True, True] + [False] * (attempts - 2)
     assert all("Could not find endpoint" in failure["cause"] for failure in failures[2:])
+
+
+def test_a_throttled_sync_poll_does_not_fail_the_training_task(
+    harness: Harness, board: FaultBoard, image: str
+) -> None:
+    """`createTrainingJob.sync`: Step Functions itself polls DescribeTrainingJob until the job ends
+    (Step Functions developer guide, "Run a Job (.sync)"); its polls are not the state machine's calls,
+    and AWS documents no task error for a throttled poll. Taken from that: the harness polls again, and
+    the task ends with the job, not with ThrottlingException."""
+    board.fail_api_calls(
+        "sagemaker",
+        "DescribeTrainingJob",
+        aws_error("sagemaker", "DescribeTrainingJob", "throttling"),
+        times=3,
+    )
+    request = training_request("placeholder", image, "s3://api-faults/greet/", "s3://api-faults/sync/")
+    del request["TrainingJobName"]
+    definition = one_task(
+        "arn:aws:states:::sagemaker:createTrainingJob.sync", {"TrainingJobName.$": "$.name", **request}
+    )
+    execution = run(
+        harness, machine(harness, "throttled-sync", definition), "throttled-sync-1", {"name": "sync-job"}
+    )
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert task_failures(harness, execution["executionArn"]) == []
+    assert board.api_failures_left("sagemaker", "DescribeTrainingJob") == 0
+
+
+def test_a_5xx_of_a_create_call_is_retried_by_the_deployers_machine(
+    harness: Harness, board: FaultBoard
+) -> None:
+    """SageMaker API Reference, Common Errors: ServiceUnavailable (503) is transient. In an optimized
+    task it is `SageMaker.AmazonSageMakerException` (the error is not modeled); the deployer's
+    CreateEndpointConfig Retry on that name retries it before the clean-up."""
+    board.fail_api_calls(
+        "sagemaker",
+        "CreateEndpointConfig",
+        aws_error("sagemaker", "CreateEndpointConfig", "unavailable"),
+        times=2,
+    )
+    harness.client("sagemaker").create_model(
+        ModelName="retried-model", PrimaryContainer={"Image": "image:latest"}, ExecutionRoleArn=ROLE_ARN
+    )
+    state = deployer_state("CreateEndpointConfig")
+    parameters = {
+        "EndpointConfigName": "retried-config",
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "retried-model",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    }
+    definition = one_task("arn:aws:states:::sagemaker:createEndpointConfig", parameters, Retry=state["Retry"])
+    execution = run(harness, machine(harness, "retried-config", definition), "retried-config-1", {})
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    failures = task_failures(harness, execution["executionArn"])
+    assert [failure["error"] for failure in failures] == ["SageMaker.AmazonSageMakerException"] * 2
+    assert all("Status Code: 503; Error Code: ServiceUnavailable" in failure["cause"] for failure in failures)
