@@ -25,6 +25,7 @@ from harness.seams import (
     sagemaker,
     server,
     stepfunctions,
+    templates,
 )
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -40,6 +41,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     "sagemaker": sagemaker.install,
     "stepfunctions": stepfunctions.install,
     "server": server.install,
+    "templates": templates.install,
 }
 
 _installed = False
