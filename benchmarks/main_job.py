@@ -82,8 +82,17 @@ MLOPS = [sys.executable, "-c", "import sys; from mlops.cli import app; sys.argv[
 def run_main_job(variant: Variant, index: int, root: Path) -> RunFigures:
     work = root / f"work-{variant.name}-{index}"
     command = [
-        *MLOPS, "run", "--runtime", "process", "--json", "--source", str(variant.clone),
-        "--work-dir", str(work), "--report-dir", str(work / "report"),
+        *MLOPS,
+        "run",
+        "--runtime",
+        "process",
+        "--json",
+        "--source",
+        str(variant.clone),
+        "--work-dir",
+        str(work),
+        "--report-dir",
+        str(work / "report"),
     ]
     started = time.monotonic()
     done = subprocess.run(
@@ -162,9 +171,11 @@ def main() -> None:
         if args.scenarios:
             for variant in variants if args.scenarios_of == "both" else variants[-1:]:
                 run_scenarios(variant)
-                print(f"scenario set, {variant.name}: {variant.scenarios_s:.0f} s wall, "
-                      f"{variant.scenarios_passed}, training cache hits: {variant.scenario_cache_hits}",
-                      flush=True)
+                print(
+                    f"scenario set, {variant.name}: {variant.scenarios_s:.0f} s wall, "
+                    f"{variant.scenarios_passed}, training cache hits: {variant.scenario_cache_hits}",
+                    flush=True,
+                )
             base, current = variants
             if base.scenarios_s and current.scenarios_s:
                 ratio = base.scenarios_s / current.scenarios_s
