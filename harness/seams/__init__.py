@@ -28,6 +28,7 @@ from harness.seams import (
     sagemaker,
     server,
     stepfunctions,
+    templates,
 )
 
 PINNED_MOTO_VERSION = "5.2.5"
@@ -47,6 +48,7 @@ SEAMS: dict[str, Callable[[], None]] = {
     # Not one service's: injected API errors at every service's request handling (harness/faults.py).
     "api_faults": api_faults.install,
     "server": server.install,
+    "templates": templates.install,
 }
 
 _installed = False
