@@ -64,9 +64,17 @@ _installed = False
 
 
 def _protocol(response: BaseResponse) -> str:
+    """The protocol this request speaks: several services list more than one (CodePipeline, CodeBuild
+    and CloudWatch: smithy-rpc-v2-cbor and json), and the SDK picks one, named by the Content-Type."""
+    from moto.core.request import determine_request_protocol
     from moto.core.utils import get_service_model
 
-    return str(get_service_model(response.boto3_service_name).protocol)
+    model = get_service_model(response.boto3_service_name)
+    try:
+        protocol = determine_request_protocol(model, response.headers.get("Content-Type"))
+    except NotImplementedError:
+        protocol = str(model.protocol)
+    return "json" if protocol == "smithy-rpc-v2-cbor" else protocol
 
 
 def _error(response: BaseResponse, protocol: str, code: str, message: str) -> Reply:

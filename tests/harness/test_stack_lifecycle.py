@@ -158,7 +158,10 @@ def test_a_second_stack_in_the_same_process_finds_nothing_of_the_first(tmp_path:
         rows = [Example("hi", "greeting"), Example("bye", "farewell")]
         data = first.put_training_data(rows, "runs/a/x.csv")
         execution_input = first.execution_input(image, f"s3://{data.bucket}/runs/a/", {"epochs": "1"}, 0.5)
-        result = first.wait_for_execution(first.start_execution("first-run", execution_input), timeout_s=300)
+        # Named as start_training names executions (`<ProjectName>-...`): the state machine's role may
+        # create training jobs, models and configs under that prefix only.
+        started = first.start_execution("gptneo-intent-first-run", execution_input)
+        result = first.wait_for_execution(started, timeout_s=300)
         assert result.status == "FAILED" and "injected by the first stack" in (result.cause or "")
         first.context.pipeline_states(ACCOUNT_ID, REGION).publish(
             ACCOUNT_ID, REGION, {"pipelineName": "one-pipeline", "created": 1.0, "stageStates": []}

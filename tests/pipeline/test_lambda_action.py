@@ -152,6 +152,13 @@ def test_a_real_lambda_function_through_the_emulators_runtime(
             }
         ),
     )["Role"]["Arn"]
+    # The job API has no resource-level permissions (as platform.yaml grants it to its Lambda roles).
+    job_api = {"Effect": "Allow", "Action": "codepipeline:PutJob*", "Resource": "*"}
+    iam.put_role_policy(
+        RoleName="pipeline-fn",
+        PolicyName="job-api",
+        PolicyDocument=json_module.dumps({"Version": "2012-10-17", "Statement": [job_api]}),
+    )
     lambda_client = emulator.client("lambda")
     lambda_client.create_function(
         FunctionName="fn",
