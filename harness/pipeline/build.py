@@ -18,8 +18,12 @@ them (DOWNLOAD_SOURCE: a denial is CodeBuild's "CLIENT_ERROR: AccessDenied ... f
 source version ..."), and the image push the buildspec makes is authorized for the role (Amazon ECR user
 guide, "Pushing a Docker image": GetAuthorizationToken and the layer and PutImage actions on the
 repository; a denial is docker's "denied: User: ... is not authorized to perform: ecr:..."): the local
-registry that stands for ECR checks no IAM itself. Not modelled: the build's own CloudWatch Logs and the
-output artifact's upload by the build role (the runner uploads it with the pipeline's role).
+registry that stands for ECR checks no IAM itself. The build's log goes to CloudWatch Logs as the role
+(log group `/aws/codebuild/<project>`, stream `<build uuid>`: CodeBuild user guide, "View build details",
+CloudWatch Logs); a role that may not create them fails the build before it runs, as CodeBuild's
+"ACCESS_DENIED: Service role ... does not allow AWS CodeBuild to create Amazon CloudWatch Logs log
+streams for build ...". Not modelled: the output artifact's upload by the build role (the runner uploads
+it with the pipeline's role).
 
 The `env.exported-variables` become the action's output variables; the `artifacts` section becomes its
 output artifact. The log is kept in the work folder and streamed as progress.
@@ -32,14 +36,16 @@ the process runtime) and may add output variables.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from harness.compute.training_logs import batches
 from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials
 from harness.pipeline.artifacts import ArtifactRef, unzip, zip_tree
 from harness.pipeline.build_cache import CUSTOM_MODE, LOCAL, LocalBuildCache
@@ -187,6 +193,7 @@ class CodeBuildExecutor:
         if wait_s > 0:
             context.progress(f"build {build_id}: QUEUED and PROVISIONING for {wait_s:.1f} s")
             time.sleep(wait_s)
+        logs = self._open_log_stream(project.name, build_uuid, role, session_name, build_id)
         context.progress(f"build {build_id} started")
         outcome = run_buildspec(
             spec,
@@ -196,6 +203,7 @@ class CodeBuildExecutor:
             on_line=context.progress,
             timeout_s=project.timeout_minutes * 60,
         )
+        self._send_log(logs, project.name, build_uuid, outcome.log_path)
         if not outcome.succeeded:
             raise ActionFailed(f"Build {build_id} failed: {outcome.reason}", log_path=outcome.log_path)
         self._push_allowed(outcome.exported, role, session_name, build_id, outcome.log_path)
@@ -262,6 +270,43 @@ class CodeBuildExecutor:
         archive = work_dir / "source.zip"
         archive.write_bytes(body)
         return archive
+
+    def _open_log_stream(
+        self, project_name: str, build_uuid: str, role: str | None, session_name: str, build_id: str
+    ) -> Any:
+        """The build's CloudWatch Logs stream, made as the build's role; its client (None: no roles)."""
+        if self._roles is None:
+            return None
+        logs = self._roles.client("logs", role, session_name, CODEBUILD)
+        group = f"/aws/codebuild/{project_name}"
+        try:
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName=group)
+            logs.create_log_stream(logGroupName=group, logStreamName=build_uuid)
+        except Exception as error:
+            if not is_access_denied(error):
+                raise
+            arn = f"arn:aws:codebuild:{self._region}:{self._account_id}:build/{build_id}"
+            message = getattr(error, "response", {}).get("Error", {}).get("Message", str(error))
+            raise ActionFailed(
+                f"Build {build_id} failed: PROVISIONING: ACCESS_DENIED: Service role {role} does not allow "
+                f"AWS CodeBuild to create Amazon CloudWatch Logs log streams for build {arn}. Error "
+                f"message: {message}"
+            ) from error
+        return logs
+
+    def _send_log(self, logs: Any, project_name: str, build_uuid: str, log_path: Path | None) -> None:
+        """The build's log lines to its stream (a refused PutLogEvents loses the log, not the build)."""
+        if logs is None or log_path is None or not log_path.is_file():
+            return
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines() or [" "]
+        group = f"/aws/codebuild/{project_name}"
+        try:
+            for batch in batches(lines, int(time.time() * 1000)):
+                logs.put_log_events(logGroupName=group, logStreamName=build_uuid, logEvents=batch)
+        except Exception as error:
+            if not is_access_denied(error):
+                raise
 
     def _push_allowed(
         self,

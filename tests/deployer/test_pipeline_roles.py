@@ -117,6 +117,31 @@ def test_the_template_roles_run_the_build(
     executor, context = _build(roles, deployed, emulator, tmp_path, codepipeline_session())
     output = executor(context)
     assert output.variables["IMAGE_URI"].endswith("@sha256:" + "0" * 64)
+    # The build's log is in CloudWatch Logs, where CodeBuild writes it (written as the build's role).
+    build_uuid = str(output.external_execution_id).split(":", 1)[1]
+    group = f"/aws/codebuild/{PREFIX}-image"
+    events = emulator.client("logs").get_log_events(logGroupName=group, logStreamName=build_uuid)["events"]
+    assert any("IMAGE_URI" in event["message"] or "build" in event["message"] for event in events)
+
+
+def test_without_create_log_stream_the_build_does_not_start(
+    emulator: EmbeddedEmulator, deployed: DeployedPipeline, roles: ServiceRoles, tmp_path: Path
+) -> None:
+    executor, context = _build(roles, deployed, emulator, tmp_path, codepipeline_session())
+    build_role = deployed_role(emulator, "BuildRole")
+    with (
+        role_without(emulator, build_role, "logs:CreateLogStream") as name,
+        pytest.raises(ActionFailed) as raised,
+    ):
+        executor(context)
+    reason = raised.value.reason
+    assert (
+        f"failed: PROVISIONING: ACCESS_DENIED: Service role {build_role} does not allow AWS CodeBuild to "
+        in reason
+    )
+    assert "create Amazon CloudWatch Logs log streams for build arn:aws:codebuild:" in reason
+    assert f"assumed-role/{name}/AWSCodeBuild-" in reason
+    assert "is not authorized to perform: logs:CreateLogStream on resource: " in reason
 
 
 def test_without_start_build_the_pipeline_cannot_start_the_build(
