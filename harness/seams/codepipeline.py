@@ -42,7 +42,8 @@ GetPipelineState (also a 500 in moto 5.2.5) answers from the pipeline runner's v
 `PipelineStates` held by the same backend (`harness.context.states_in_backend`; the runner
 publishes there through its `state_listener`):
 the register-model Lambda reads who approved from the Approve stage's latest execution. A pipeline
-the runner has not run answers PipelineNotFoundException, as AWS does for an unknown name.
+that exists but has not run answers its stages and actions without a latestExecution; an unknown name
+PipelineNotFoundException, as AWS does.
 """
 
 from __future__ import annotations
@@ -531,11 +532,37 @@ def put_job_failure_result(self: Any) -> str:
     return "{}"
 
 
+def _never_run_state(account_id: str, region: str, name: str) -> dict[str, Any]:
+    """GetPipelineState of a pipeline that exists (CreatePipeline, or its CloudFormation resource) and
+    has not run: every stage and action, none with a latestExecution."""
+    from moto.codepipeline.models import codepipeline_backends
+
+    pipelines = codepipeline_backends[account_id][region].pipelines
+    if name not in pipelines:
+        raise PipelineNotFoundException(name)
+    found = pipelines[name]
+    declaration = found.pipeline
+    return {
+        "pipelineName": name,
+        "pipelineVersion": declaration["version"],
+        "stageStates": [
+            {
+                "stageName": stage["name"],
+                "inboundTransitionState": {"enabled": True},
+                "actionStates": [{"actionName": action["name"]} for action in stage["actions"]],
+            }
+            for stage in declaration["stages"]
+        ],
+        "created": found.metadata["created"],
+        "updated": found.metadata["updated"],
+    }
+
+
 def get_pipeline_state(self: Any) -> str:
     name = str(_required(self, "name"))
     state = states_in_backend(self.current_account, self.region).get(self.current_account, self.region, name)
     if state is None:
-        raise PipelineNotFoundException(name)
+        return json.dumps(_never_run_state(self.current_account, self.region, name))
     tokens = approval_board(self.current_account, self.region).tokens(name)
     for stage in state["stageStates"]:
         for action in stage["actionStates"]:

@@ -228,6 +228,11 @@ def test_start_pipeline_execution_reaches_the_registered_runner(emulator: Embedd
         assert calls[-1] == (on_behalf, {"triggerType": "CloudWatchEvent", "triggerDetail": rule})
         with pytest.raises(client.exceptions.PipelineNotFoundException):
             client.start_pipeline_execution(name="no-such-pipeline")
+        # The pipeline exists and has not run in the runner: its stages, with no latest execution.
+        state = client.get_pipeline_state(name="started")
+        assert [stage["stageName"] for stage in state["stageStates"]] == ["One", "Two"]
+        assert all("latestExecution" not in stage for stage in state["stageStates"])
+        assert state["pipelineVersion"] == 1
         with pytest.raises(ValueError, match="not a CodePipeline pipeline ARN"):
             codepipeline.start_pipeline_as(None, "arn:aws:s3:::bucket", {}, emulator.endpoint_url)
     finally:
