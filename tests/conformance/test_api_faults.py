@@ -304,3 +304,22 @@ def test_a_5xx_of_a_create_call_is_retried_by_the_deployers_machine(
     failures = task_failures(harness, execution["executionArn"])
     assert [failure["error"] for failure in failures] == ["SageMaker.AmazonSageMakerException"] * 2
     assert all("Status Code: 503; Error Code: ServiceUnavailable" in failure["cause"] for failure in failures)
+
+
+def test_a_throttled_find_endpoint_looks_again_instead_of_failing_the_run(
+    harness: Harness, board: FaultBoard, image: str
+) -> None:
+    """Step Functions developer guide, AWS SDK integrations: a throttled aws-sdk DescribeEndpoint is
+    `SageMaker.SageMakerException`, the name a missing endpoint also gets, with the message ("Rate
+    exceeded", as SageMaker answers it: github.com/aws/sagemaker-python-sdk issue 645) in the cause. The
+    deployer's FindEndpoint waits and looks again, so a run is not failed by throttling before it has
+    deployed anything; then it creates the endpoint as usual."""
+    board.fail_api_calls(
+        "sagemaker", "DescribeEndpoint", aws_error("sagemaker", "DescribeEndpoint", "throttling"), times=1
+    )
+    arn = machine(harness, "deployer-find-throttled", deployer_definition())
+    execution = run(harness, arn, "find-throttled", _payload(image, "find-throttled-endpoint"), timeout=180)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    failures = task_failures(harness, execution["executionArn"])
+    assert failures[0]["resource"] == "describeEndpoint" and failures[0]["cause"].startswith("Rate exceeded")
+    assert any("Could not find endpoint" in failure["cause"] for failure in failures[1:])
