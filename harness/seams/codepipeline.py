@@ -680,23 +680,21 @@ def start_pipeline_execution(self: Any) -> str:
 
 
 def start_pipeline_as(
-    role_arn: str | None, pipeline_arn: str, trigger: Mapping[str, str], endpoint_url: str
+    credentials: Mapping[str, str] | None, pipeline_arn: str, trigger: Mapping[str, str], endpoint_url: str
 ) -> str:
     """StartPipelineExecution of the pipeline `pipeline_arn` names, as an AWS service calls it on a
-    customer's behalf: EventBridge with a rule target's `RoleArn`, a connection with none. Returns the
-    execution id.
-
-    The call goes through the emulator's API like any other. `role_arn` is the principal AWS would use
-    (EventBridge assumes the target's role); today the call carries the harness's own credentials:
-    the IAM enforcement (harness/iam) gives this function the role's credentials."""
+    customer's behalf: EventBridge with the credentials of a rule target's `RoleArn` (boto3 keyword
+    arguments, harness.iam `Credentials.as_boto3()`), a connection with none (the harness's own).
+    Returns the execution id. The call goes through the emulator's API like any other, so IAM's
+    enforcement at the boundary (harness/seams/iam.py) authorizes it for that role."""
     import boto3
 
     parts = pipeline_arn.split(":")
     if len(parts) != 6 or parts[2] != "codepipeline":
         raise ValueError(f"not a CodePipeline pipeline ARN: {pipeline_arn!r}")
     region, account, name = parts[3], parts[4], parts[5]
-    del role_arn  # see the docstring: the credentials for it come with the IAM enforcement
-    client = boto3.client("codepipeline", region_name=region, endpoint_url=endpoint_url, **FAKE_CREDENTIALS)
+    signed_as = dict(credentials) if credentials is not None else dict(FAKE_CREDENTIALS)
+    client = boto3.client("codepipeline", region_name=region, endpoint_url=endpoint_url, **signed_as)
     header = json.dumps(dict(trigger))
 
     def add_headers(request: Any, **_: Any) -> None:

@@ -37,7 +37,10 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.context import current
+from deployer.iam_policy import Request
+from harness.context import HarnessContext, current
+from harness.iam.credentials import Credentials
+from harness.iam.principals import resolve
 from harness.seams.codepipeline import start_pipeline_as
 
 logger = logging.getLogger(__name__)
@@ -144,6 +147,33 @@ def _arn_parts(arn: str) -> tuple[str, str, str]:
     return parts[2], parts[3], parts[4]
 
 
+class TargetAccessDenied(PermissionError):
+    """The rule target's role may not make the call that delivers the event (AWS counts the delivery
+    in the rule's FailedInvocations metric; the sender of the event learns nothing)."""
+
+
+def _target_session(context: HarnessContext, role_arn: str) -> Credentials:
+    """The credentials EventBridge acts with for a target's `RoleArn` (EventBridge user guide, "Using IAM
+    roles for targets": EventBridge assumes the role, which must trust events.amazonaws.com). The session
+    name is the harness's choice: AWS documents none."""
+    return context.iam.session(role_arn, "EventBridge", "events.amazonaws.com")
+
+
+def _authorize_target(context: HarnessContext, target: Mapping[str, Any], action: str, resource: str) -> None:
+    """Refuses a delivery that the target's role may not make (a target without a role: as moto does,
+    the harness's own rights). Deliveries that go straight to a backend, not through the emulator's
+    API, are checked here; the CodePipeline target's call goes through the API and its boundary."""
+    role = target.get("RoleArn")
+    if not role:
+        return
+    credentials = _target_session(context, str(role))
+    denial = context.iam.authorize(
+        resolve(credentials.access_key_id, credentials.session_token), [Request(action, resource)]
+    )
+    if denial is not None:
+        raise TargetAccessDenied(denial.message)
+
+
 def deliver(target: Mapping[str, Any], event: Mapping[str, Any], rule_arn: str = "") -> None:
     """Delivers one event to one Lambda, state machine or pipeline target (raises on failure)."""
     arn = str(target["Arn"])
@@ -157,6 +187,9 @@ def deliver(target: Mapping[str, Any], event: Mapping[str, Any], rule_arn: str =
     elif service == "states":
         from moto.stepfunctions.responses import get_backend as states_backend
 
+        context = current()
+        if context is not None:
+            _authorize_target(context, target, "states:StartExecution", arn)
         states_backend(account, region).start_execution(
             state_machine_arn=arn, name=str(uuid.uuid4()), execution_input=payload
         )
@@ -165,7 +198,9 @@ def deliver(target: Mapping[str, Any], event: Mapping[str, Any], rule_arn: str =
         if context is None:
             raise InputTransformError("no embedded emulator runs: nothing can start the pipeline")
         trigger = {"triggerType": "CloudWatchEvent", "triggerDetail": rule_arn}
-        start_pipeline_as(target.get("RoleArn"), arn, trigger, context.endpoint_url)
+        role = target.get("RoleArn")
+        credentials = _target_session(context, str(role)).as_boto3() if role else None
+        start_pipeline_as(credentials, arn, trigger, context.endpoint_url)
     else:
         raise InputTransformError(
             f"the harness delivers to lambda, states and codepipeline targets, not {service}"

@@ -192,3 +192,34 @@ def test_state_machine_role_without_create_training_job_fails_the_train_task(dep
     assert session_arn(stack, "StateMachineRole", "StepFunctions") in failed[0]["cause"]
     assert NOT_AUTHORIZED.format(action="sagemaker:CreateTrainingJob", resource=job) in failed[0]["cause"]
     assert "Error Code: AccessDeniedException" in failed[0]["cause"]
+
+
+def test_source_event_role_without_start_pipeline_execution_starts_nothing(
+    deploy_without: Any, tmp_path: Path
+) -> None:
+    """EventBridge user guide, "Using IAM roles for targets": EventBridge calls a CodePipeline target
+    with the role the target names (here SourceEventRole, which CodePipeline's "Create an EventBridge
+    rule for a CodeCommit source" says needs codepipeline:StartPipelineExecution). Without it the call
+    is refused, the delivery fails (the rule's FailedInvocations, nothing reaches the pusher) and the
+    commit starts no execution."""
+    from harness.pipeline.approval import auto_approve
+    from harness.pipeline.trigger import TriggerError
+    from tests.gitrepo import git
+
+    stack = deploy_without("SourceEventRole", "codepipeline:StartPipelineExecution")
+    stack.pipeline_runner(auto_approve, lambda event: None)
+    repository = tmp_path / "source"
+    repository.mkdir()
+    git(repository, "init", "-q", "-b", "main")
+    (repository / "README.md").write_text("a commit\n")
+    git(repository, "add", "README.md")
+    git(repository, "commit", "-q", "-m", "a commit")
+    commit, moved = stack.trigger.push(repository)
+    assert moved
+    with pytest.raises(TriggerError, match="started no execution"):
+        stack.trigger.started_for(commit.commit_id, timeout_s=3)
+    denial = stack.access_denials()[-1]
+    pipeline = f"arn:aws:codepipeline:us-east-1:123456789012:{stack.deployment.pipeline_name}"
+    assert denial["action"] == "codepipeline:StartPipelineExecution"
+    assert denial["resource"] == pipeline
+    assert denial["principal"] == session_arn(stack, "SourceEventRole", "EventBridge")
