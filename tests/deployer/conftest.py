@@ -67,7 +67,9 @@ def plane(emulator: EmbeddedEmulator, tmp_path: Path) -> Iterator[Plane]:
     runtime = compute.runtime
     assert isinstance(runtime, ProcessRuntime)
     digest = runtime.register(write_standin_tree(tmp_path / "standin"))
-    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/standin@{digest}"
+    # In the platform's image repository (named after the project): its SageMaker execution role may
+    # pull only from there, and IAM refuses a pull from another repository before asking if it exists.
+    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{PROJECT}@{digest}"
     context = emulator.context
     previous = context.step_functions.scale
     context.step_functions.set_scale(0.01)

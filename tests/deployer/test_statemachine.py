@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import Plane, training_machine, training_result, wait_execution
+from tests.deployer.conftest import PROJECT, Plane, training_machine, training_result, wait_execution
 
 ENDPOINT = "sm-test-endpoint"
 DATA_BUCKET = "sm-data"  # not the platform's data bucket: an object there would start the pipeline
@@ -70,7 +70,7 @@ class Runner:
             "EndpointName": endpoint,
         }
         arn = self.stepfunctions.start_execution(
-            stateMachineArn=machine, name=f"run{self.count}", input=json.dumps(execution_input)
+            stateMachineArn=machine, name=f"{PROJECT}-run{self.count}", input=json.dumps(execution_input)
         )["executionArn"]
         execution = wait_execution(self.emulator, arn, timeout)
         events = self.stepfunctions.get_execution_history(executionArn=arn)["events"]
