@@ -29,13 +29,22 @@ FORBIDDEN: Final = 403
 
 def json_error(code: str, message: str, json_version: str = "1.1") -> Reply:
     body = json.dumps({"__type": code, "message": message})
-    headers = {"Content-Type": f"application/x-amz-json-{json_version}", "x-amzn-ErrorType": code}
+    headers = {
+        "Content-Type": f"application/x-amz-json-{json_version}",
+        "x-amzn-ErrorType": code,
+        "x-amzn-RequestId": str(uuid.uuid4()),  # every AWS answer carries one; SDKs read it
+    }
     return JSON_STATUS, headers, body
 
 
 def rest_json_error(code: str, message: str) -> Reply:
     body = json.dumps({"Type": "User", "message": message})
-    return FORBIDDEN, {"Content-Type": "application/json", "x-amzn-ErrorType": code}, body
+    headers = {
+        "Content-Type": "application/json",
+        "x-amzn-ErrorType": code,
+        "x-amzn-RequestId": str(uuid.uuid4()),
+    }
+    return FORBIDDEN, headers, body
 
 
 def query_error(code: str, message: str, namespace: str) -> Reply:

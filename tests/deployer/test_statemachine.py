@@ -21,8 +21,10 @@ import pytest
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import PROJECT, Plane, training_machine, training_result, wait_execution
 
-ENDPOINT = "sm-test-endpoint"
-DATA_BUCKET = "sm-data"  # not the platform's data bucket: an object there would start the pipeline
+ENDPOINT = "dtest-sm-test-endpoint"  # inside the project prefix the roles allow
+# The training data lives in the platform's artifact bucket (an object in its data bucket would start the
+# pipeline): the SageMaker execution role may read and list both buckets and write under models/ only.
+ARTIFACT_BUCKET_OUTPUT = "ArtifactBucketName"
 # Most common intent "greet" (2 of 3 rows): the stand-in's model answers it, with accuracy 0.6667.
 GREET_CSV = b"Query,Intent\nhi,greet\nhello,greet\nbye,leave\n"
 
@@ -43,6 +45,7 @@ class Runner:
         self.stepfunctions = emulator.client("stepfunctions")
         self.sagemaker = emulator.client("sagemaker")
         self.count = 0
+        self.bucket = platform[ARTIFACT_BUCKET_OUTPUT]
 
     def run(
         self,
@@ -63,8 +66,8 @@ class Runner:
             machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train)
         execution_input = {
             "TrainingImage": image,
-            "TrainingData": f"s3://{DATA_BUCKET}/greet/",
-            "OutputPath": f"s3://{DATA_BUCKET}/models/",
+            "TrainingData": f"s3://{self.bucket}/test-data/greet/",
+            "OutputPath": f"s3://{self.bucket}/models/",
             "Hyperparameters": {"epochs": "1"},
             "QualityThreshold": threshold,
             "EndpointName": endpoint,
@@ -89,8 +92,7 @@ class Runner:
 @pytest.fixture(scope="module")
 def runner(emulator: EmbeddedEmulator, platform: dict[str, str]) -> Runner:
     s3 = emulator.client("s3")
-    s3.create_bucket(Bucket=DATA_BUCKET)
-    s3.put_object(Bucket=DATA_BUCKET, Key="greet/part.csv", Body=GREET_CSV)
+    s3.put_object(Bucket=platform[ARTIFACT_BUCKET_OUTPUT], Key="test-data/greet/part.csv", Body=GREET_CSV)
     return Runner(emulator, platform)
 
 
@@ -182,8 +184,8 @@ def test_a_job_without_an_accuracy_metric_fails_the_gate(runner: Runner, drop: s
 
 
 def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
-    runner.run(training_result(0.9), endpoint="sm-updated")  # creates it
-    execution = runner.run(training_result(0.95), endpoint="sm-updated")
+    runner.run(training_result(0.9), endpoint="dtest-sm-updated")  # creates it
+    execution = runner.run(training_result(0.95), endpoint="dtest-sm-updated")
     assert execution["status"] == "SUCCEEDED", execution
     assert execution["path"][7:] == [
         "FindEndpoint",
@@ -198,7 +200,7 @@ def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
     assert output["Deployment"]["Mode"] == "update"
     previous = output["Deployment"]["PreviousEndpointConfigName"]
     assert previous != f"{execution['name']}-config"
-    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-updated")
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-sm-updated")
     assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
         "InService",
         f"{execution['name']}-config",
@@ -210,17 +212,24 @@ def test_without_a_compute_plane_a_training_job_runs_nothing_and_deploys_nothing
     """The unmodified machine, no plane attached: the SageMaker seam keeps moto's record of the job
     (Completed at once, a `train:progress` metric only), so the gate finds no accuracy and stops."""
     before = runner.models()
-    execution = runner.run(None, endpoint="sm-no-plane")
+    execution = runner.run(None, endpoint="dtest-sm-no-plane")
     assert execution["status"] == "FAILED"
     assert execution["path"][:3] == ["FirstTrainingAttempt", "Train", "HasMetrics"]
     assert execution["cause"].startswith("QualityGateFailed: the training job reported no accuracy metric")
     assert runner.models() == before
-    assert "sm-no-plane" not in {e["EndpointName"] for e in runner.sagemaker.list_endpoints()["Endpoints"]}
+    assert "dtest-sm-no-plane" not in {
+        e["EndpointName"] for e in runner.sagemaker.list_endpoints()["Endpoints"]
+    }
 
 
 def test_with_a_compute_plane_the_deployed_machine_trains_and_serves(runner: Runner, plane: Plane) -> None:
     execution = runner.run(
-        None, threshold=0.5, deployed=True, image=plane.image, endpoint="sm-served", timeout=120
+        None,
+        threshold=0.5,
+        deployed=True,
+        image=plane.image,
+        endpoint="dtest-endpoint-candidate",
+        timeout=120,
     )
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     name = execution["name"]
@@ -230,33 +239,33 @@ def test_with_a_compute_plane_the_deployed_machine_trains_and_serves(runner: Run
         0.6667
     )
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == (
-        f"s3://{DATA_BUCKET}/models/{name}-train/output/model.tar.gz"
+        f"s3://{runner.bucket}/models/{name}-train/output/model.tar.gz"
     )
     output = json.loads(execution["output"])
     assert output["TrainingJob"]["Accuracy"] == [pytest.approx(0.6667)]
     assert output["Deployment"]["Mode"] == "create"
-    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-served")
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-endpoint-candidate")
     assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", f"{name}-config")
-    assert ask(runner.emulator, "sm-served") == "greet"
+    assert ask(runner.emulator, "dtest-endpoint-candidate") == "greet"
 
 
 def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runner, plane: Plane) -> None:
     first = runner.run(
-        None, threshold=0.5, deployed=True, image=plane.image, endpoint="sm-steady", timeout=120
+        None, threshold=0.5, deployed=True, image=plane.image, endpoint="dtest-endpoint", timeout=120
     )
     assert first["status"] == "SUCCEEDED", first.get("cause")
     serving = f"{first['name']}-config"
     # A model whose artifact does not exist: the update's container cannot start, the update rolls back
     # (InService, still on the serving config, as SageMaker's does) and the old model keeps answering.
     missing = training_result(0.95)
-    missing["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{DATA_BUCKET}/models/missing/model.tar.gz"
-    execution = runner.run(missing, image=plane.image, endpoint="sm-steady", timeout=120)
+    missing["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{runner.bucket}/models/missing/model.tar.gz"
+    execution = runner.run(missing, image=plane.image, endpoint="dtest-endpoint", timeout=120)
     name = execution["name"]
     assert execution["status"] == "FAILED"
     assert execution["error"] == "TrainingPipelineFailed"
     assert execution["cause"] == (
-        f"EndpointUpdateFailed: endpoint sm-steady went back to InService on {serving}, not on the config "
-        f"of this execution, {name}-config"
+        f"EndpointUpdateFailed: endpoint dtest-endpoint went back to InService on {serving}, not on the "
+        f"config of this execution, {name}-config"
     )
     path = execution["path"]
     assert path[7:10] == ["FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
@@ -267,7 +276,7 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()
     assert serving in runner.configs()
-    endpoint = runner.sagemaker.describe_endpoint(EndpointName="sm-steady")
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-endpoint")
     assert endpoint["EndpointConfigName"] == serving
     assert "Failed to download model data" in endpoint["FailureReason"]  # the artifact is missing
-    assert ask(runner.emulator, "sm-steady") == "greet"
+    assert ask(runner.emulator, "dtest-endpoint") == "greet"
