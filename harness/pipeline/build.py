@@ -162,7 +162,7 @@ class CodeBuildExecutor:
         self._pipeline_may(project.name, "codebuild:BatchGetBuilds", "batchGetBuilds")
         build_uuid = str(uuid.uuid4())
         build_id = f"{project.name}:{build_uuid}"
-        role = str(project.extra.get("ServiceRole") or "") or None
+        role = project.service_role or None
         session_name = codebuild_session(build_uuid)
         credentials = self._build_credentials(role, session_name, build_id)
         archive = self._download_source(primary, role, session_name, context.work_dir, build_id)

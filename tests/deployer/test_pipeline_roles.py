@@ -43,8 +43,9 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def deployed(emulator: EmbeddedEmulator, platform: dict[str, str]) -> DeployedPipeline:
-    del platform  # deployed
-    return deployed_pipeline(emulator.client("cloudformation"), f"{PREFIX}-platform", ACCOUNT)
+    return deployed_pipeline(
+        emulator.client("codepipeline"), emulator.client("codebuild"), platform["PipelineName"], ACCOUNT
+    )
 
 
 @pytest.fixture

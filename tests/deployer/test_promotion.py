@@ -22,12 +22,32 @@ import pytest
 from deployer.lambdas import publish_api
 from deployer.lambdas.pipeline_job import EventError, PipelineJob
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import LambdaContext, Plane, RecordingReporter, load_event, train_standin
+from tests.deployer.conftest import PREFIX, LambdaContext, Plane, RecordingReporter, load_event, train_standin
 
 # An API stack of its own (the proxy Lambda, key and plan are named after PROJECT_NAME), so that
 # test_publish_api.py finds its stack as it left it.
 API_STACK = "dtest-api-promotion"
 API_PROJECT = "dpromo"
+
+
+def allow_this_files_proxy_function(emulator: EmbeddedEmulator) -> None:
+    """The platform's ApiStackRole may manage only its own project's proxy function
+    (`function:dtest-api-proxy`); this file's API stack names its function after API_PROJECT, as a
+    second project would, so the role gets the same rights on that one function (IAM is enforced: without
+    them CloudFormation's Lambda handler is denied lambda:CreateFunction and the stack rolls back)."""
+    resource = emulator.client("cloudformation").describe_stack_resource(
+        StackName=f"{PREFIX}-platform", LogicalResourceId="ApiStackRole"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    statement = {
+        "Effect": "Allow",
+        "Action": "lambda:*",
+        "Resource": f"arn:aws:lambda:us-east-1:123456789012:function:{API_PROJECT}-api-proxy",
+    }
+    emulator.client("iam").put_role_policy(
+        RoleName=resource,
+        PolicyName="promotion-tests-proxy-function",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
 
 
 @pytest.fixture
@@ -43,6 +63,7 @@ def settings(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("API_STACK_NAME", API_STACK)
     monkeypatch.setenv("PROJECT_NAME", API_PROJECT)
+    allow_this_files_proxy_function(emulator)
     monkeypatch.setenv("POLL_SECONDS", "0.05")
     yield publish_api.Settings.from_env()
 
