@@ -245,6 +245,25 @@ def _install_role_managed_policies() -> None:
 
     Role.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment,arg-type]
 
+    original_delete = Role.delete_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    @functools.wraps(original_delete)
+    def delete(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        # CloudFormation detaches the ManagedPolicyArns it attached before it deletes the role (IAM
+        # refuses DeleteRole with policies attached: DeleteConflict), so a stack delete succeeds.
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[account_id]["aws"]
+        for role in list(backend.roles.values()):
+            if role.name == resource_name:
+                for arn in list(role.managed_policies):
+                    backend.detach_role_policy(arn, role.name)
+        original_delete(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    Role.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment,arg-type]
+
 
 def install() -> None:
     """Wraps moto's dispatch (idempotent)."""
