@@ -29,9 +29,20 @@ from harness.scenarios.interface import (
     PipelineExecutionView,
     StageView,
 )
-from harness.scenarios.schema import BadData, EndpointUnhealthy, Fault, LambdaRaises, TrainingFails
+from harness.scenarios.schema import (
+    ApiError,
+    BadData,
+    ClearFaults,
+    EndpointUnhealthy,
+    Fault,
+    LambdaRaises,
+    TrainingFails,
+)
 
 STAGES = ("Source", "Build", "Train", "Approve", "Register", "PublishApi")
+# The Train state's attempts at CreateTrainingJob (deployer/statemachine: 1 + 3 retries): an injected
+# quota error that outlasts them fails the execution, fewer are retried away.
+TRAIN_ATTEMPTS = 4
 API_KEY = "fake-api-key"
 INTENT = "weather"
 ACCURACY = 0.9
@@ -88,7 +99,10 @@ class FakeHarness:
         self._start_run(last.commit, last.hyperparameters)
 
     def s3_put(self, key: str, body: bytes) -> None:
-        name = f"s3-{hashlib.sha1(body).hexdigest()[:8]}"
+        base = f"s3-{hashlib.sha1(body).hexdigest()[:8]}"
+        # The same upload again after a failed run is retried under a new name, as start-training does.
+        tries = sum(1 for execution in self.executions if execution.name.startswith(base))
+        name = base if tries == 0 else f"{base}-r{tries + 1}"
         self.log(f"s3 put {key}: execution {name}")
         self.executions.append(ExecutionView(name, "RUNNING"))
 
@@ -97,7 +111,10 @@ class FakeHarness:
 
     def inject_fault(self, fault: Fault) -> None:
         self.log(f"fault injected: {fault.kind}")
-        self.faults.append(fault)
+        if isinstance(fault, ClearFaults):
+            self.faults.clear()
+        else:
+            self.faults.append(fault)
 
     def api(self) -> ApiEndpoint:
         if not self.published:
@@ -139,6 +156,13 @@ class FakeHarness:
     def _advance(self) -> None:
         for index, execution in enumerate(self.executions):
             if execution.status == "RUNNING" and execution.name.startswith("s3-"):
+                if self.endpoint is not None and any(isinstance(f, EndpointUnhealthy) for f in self.faults):
+                    # The update never gets healthy: SageMaker rolls it back, the old config keeps serving.
+                    serving = self.endpoint.config_name
+                    cause = f"EndpointUpdateFailed: endpoint went back to InService on {serving}"
+                    failed = replace(execution, status="FAILED", error="TrainingPipelineFailed", cause=cause)
+                    self.executions[index] = failed
+                    continue
                 self.executions[index] = replace(execution, status="SUCCEEDED")
                 self._deploy(execution.name)
         for run in self.runs:
@@ -181,8 +205,12 @@ class FakeHarness:
     def _stage_train(self, run: _PipelineRun) -> tuple[str, str | None]:
         inputs = f"{run.commit}{sorted(run.hyperparameters.items())}"
         name = f"train-{hashlib.sha1(inputs.encode()).hexdigest()[:8]}"
-        if any(execution.name == name for execution in self.executions):
+        earlier = [execution for execution in self.executions if execution.name.startswith(name)]
+        if earlier and earlier[-1].status != "FAILED":
+            run.execution = earlier[-1].name
             return "Succeeded", None  # the same inputs: the existing execution is followed
+        if earlier:  # a failed one is retried under a new name (start-training's -r2, -r3, ...)
+            name = f"{name}-r{len(earlier) + 1}"
         failure = self._training_failure()
         if failure is not None:
             state, cause = failure
@@ -201,6 +229,12 @@ class FakeHarness:
                 return "Train", "the header must have Query,Intent"
             if isinstance(fault, EndpointUnhealthy):
                 return "EndpointFailed", "the endpoint did not answer /ping within its startup limit"
+            if (
+                isinstance(fault, ApiError)
+                and (fault.error, fault.operation) == ("resource_limit_exceeded", "CreateTrainingJob")
+                and fault.times >= TRAIN_ATTEMPTS
+            ):
+                return "Train", "SageMaker.ResourceLimitExceededException: the account-level quota"
         threshold = self.settings.quality_threshold
         if threshold is not None and threshold > ACCURACY:
             return (

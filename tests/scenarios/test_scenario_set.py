@@ -23,6 +23,10 @@ EXPECTED = {
     "bad-requests",
     "rerun-changes-nothing",
     "capacity-failure-retried",
+    "training-quota-exceeded",
+    "api-throttled-retried",
+    "endpoint-update-rolled-back",
+    "lambda-action-raises-retried",
 }
 
 
@@ -53,7 +57,14 @@ def test_the_set_exercises_every_trigger_and_fault(scenario_set: list[LoadedScen
         step_kind(s) for s in steps
     }
     faults = {step.fault.kind for step in steps if isinstance(step, FaultStep)}
-    assert faults == {"bad_data", "endpoint_unhealthy", "lambda_raises", "capacity_shortage"}
+    assert faults == {
+        "bad_data",
+        "endpoint_unhealthy",
+        "lambda_raises",
+        "capacity_shortage",
+        "api_error",
+        "clear",
+    }
     assert any(isinstance(step, S3PutStep) for step in steps) and any(isinstance(s, RerunStep) for s in steps)
 
 
