@@ -57,13 +57,16 @@ def test_the_state_machine_trains_and_serves_the_built_image(aws: LocalAws, imag
         image, f"s3://{data.bucket}/runs/docker/", HYPERPARAMETERS, QUALITY_THRESHOLD
     )
     started = time.monotonic()
-    result = aws.wait_for_execution(aws.start_execution("docker", execution_input), timeout_s=1200)
+    result = aws.wait_for_execution(aws.start_execution(f"{PROJECT}-docker", execution_input), timeout_s=1200)
     execution_s = time.monotonic() - started
     assert result.succeeded, result.cause
-    job = aws.client("sagemaker").describe_training_job(TrainingJobName="docker-train")
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=f"{PROJECT}-docker-train")
     assert job["AlgorithmSpecification"]["TrainingImage"] == image.uri
     endpoint = aws.describe_endpoint()
-    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == "docker-config"
+    assert (
+        endpoint["EndpointStatus"] == "InService"
+        and endpoint["EndpointConfigName"] == f"{PROJECT}-docker-config"
+    )
 
     held_out: dict[str, str] = {}
     for example in clinc150_split("test", clinc10_intents()):

@@ -44,6 +44,10 @@ PARAMETERS = {
     "EndpointName": f"{PROJECT}-intents",
     "QualityThreshold": str(QUALITY_THRESHOLD),
 }
+# Executions are named inside the project's prefix, as start-training names them: the state machine's
+# role may create training jobs, models and configs only under "<ProjectName>-" (platform.yaml).
+GOOD = f"{PROJECT}-good"
+BAD = f"{PROJECT}-bad"
 TIMINGS: dict[str, float] = {}
 
 
@@ -95,7 +99,7 @@ def _run(aws: LocalAws, image: Image, name: str, examples: list[Example]) -> Exe
 @pytest.fixture(scope="module")
 def good_run(aws: LocalAws, image: Image) -> ExecutionResult:
     started = time.monotonic()
-    result = _run(aws, image, "good", clinc150_split("train", clinc10_intents()))
+    result = _run(aws, image, GOOD, clinc150_split("train", clinc10_intents()))
     _timed("good execution, start to SUCCEEDED", started)
     return result
 
@@ -116,11 +120,11 @@ def test_the_deployed_state_machine_trains_deploys_and_serves(
 ) -> None:
     assert good_run.succeeded, good_run.cause
     assert good_run.output is not None and good_run.output["Deployment"]["Mode"] == "create"
-    job = aws.client("sagemaker").describe_training_job(TrainingJobName="good-train")
+    job = aws.client("sagemaker").describe_training_job(TrainingJobName=f"{GOOD}-train")
     assert job["TrainingJobStatus"] == "Completed"
     metrics = {metric["MetricName"]: metric["Value"] for metric in job["FinalMetricDataList"]}
     assert metrics["accuracy"] >= QUALITY_THRESHOLD
-    assert "accuracy=" in aws.training_log("good-train")
+    assert "accuracy=" in aws.training_log(f"{GOOD}-train")
     TIMINGS["training job (TrainingStartTime to End)"] = (
         job["TrainingEndTime"] - job["TrainingStartTime"]
     ).total_seconds()
@@ -130,7 +134,7 @@ def test_the_deployed_state_machine_trains_deploys_and_serves(
 
     endpoint = aws.describe_endpoint()
     assert endpoint["EndpointStatus"] == "InService"
-    assert endpoint["EndpointConfigName"] == "good-config"
+    assert endpoint["EndpointConfigName"] == f"{GOOD}-config"
 
     held_out = _held_out()
     intent, query = next(iter(held_out.items()))
@@ -193,22 +197,22 @@ def test_bad_data_fails_with_the_containers_reason_and_the_good_endpoint_keeps_s
     assert good_run.succeeded, good_run.cause
     single_intent = clinc150_split("train", clinc10_intents()[:1])
     started = time.monotonic()
-    bad = _run(aws, image, "bad", single_intent)
+    bad = _run(aws, image, BAD, single_intent)
     _timed("bad-data execution, start to FAILED", started)
     assert bad.status == "FAILED"
     assert bad.error == "TrainingPipelineFailed"
     sagemaker = aws.client("sagemaker")
-    job = sagemaker.describe_training_job(TrainingJobName="bad-train")
+    job = sagemaker.describe_training_job(TrainingJobName=f"{BAD}-train")
     assert job["TrainingJobStatus"] == "Failed"
-    failure = aws.plane.work_dir / "training-jobs/123456789012/us-east-1/bad-train/opt/ml/output/failure"
+    failure = aws.plane.work_dir / f"training-jobs/123456789012/us-east-1/{BAD}-train/opt/ml/output/failure"
     reason = failure.read_text(encoding="utf-8").strip()
     assert job["FailureReason"] == f"AlgorithmError: {reason}"
     assert bad.cause is not None and reason in bad.cause.replace('\\"', '"')
 
-    assert "bad-model" not in {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+    assert f"{BAD}-model" not in {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     configs = {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
-    assert "bad-config" not in configs
-    assert aws.describe_endpoint()["EndpointConfigName"] == "good-config"
+    assert f"{BAD}-config" not in configs
+    assert aws.describe_endpoint()["EndpointConfigName"] == f"{GOOD}-config"
     intent, query = next(iter(_held_out().items()))
     assert aws.invoke_endpoint(query)["predictions"][0]["intent"] == intent
 
