@@ -28,9 +28,10 @@ from tests.deployer.conftest import PREFIX, LambdaContext, Plane, RecordingRepor
 # test_publish_api.py finds its stack as it left it.
 API_STACK = "dtest-api-promotion"
 API_PROJECT = "dpromo"
+PROXY_POLICY = "promotion-tests-proxy-function"
 
 
-def allow_this_files_proxy_function(emulator: EmbeddedEmulator) -> None:
+def allow_this_files_proxy_function(emulator: EmbeddedEmulator) -> str:
     """The platform's ApiStackRole may manage only its own project's proxy function
     (`function:dtest-api-proxy`); this file's API stack names its function after API_PROJECT, as a
     second project would, so the role gets the same rights on that one function (IAM is enforced: without
@@ -45,9 +46,10 @@ def allow_this_files_proxy_function(emulator: EmbeddedEmulator) -> None:
     }
     emulator.client("iam").put_role_policy(
         RoleName=resource,
-        PolicyName="promotion-tests-proxy-function",
+        PolicyName=PROXY_POLICY,
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
     )
+    return str(resource)
 
 
 @pytest.fixture
@@ -63,9 +65,11 @@ def settings(
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("API_STACK_NAME", API_STACK)
     monkeypatch.setenv("PROJECT_NAME", API_PROJECT)
-    allow_this_files_proxy_function(emulator)
+    role = allow_this_files_proxy_function(emulator)
     monkeypatch.setenv("POLL_SECONDS", "0.05")
     yield publish_api.Settings.from_env()
+    # The platform's role as deployed again: other files' tests read its one inline policy.
+    emulator.client("iam").delete_role_policy(RoleName=role, PolicyName=PROXY_POLICY)
 
 
 def with_endpoint(settings: publish_api.Settings, name: str) -> publish_api.Settings:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -89,11 +90,36 @@ class Runner:
         return {c["EndpointConfigName"] for c in self.sagemaker.list_endpoint_configs()["EndpointConfigs"]}
 
 
+# The deployed machine's endpoints for this file alone ("dtest-sm-*"): the platform's own endpoint names
+# are shared with the promotion tests of the same package. The state machine's role gets the rights it
+# has on the platform's endpoints for these, while this file runs.
+SM_ENDPOINTS_POLICY = "statemachine-tests-endpoints"
+SM_ENDPOINT_ACTIONS = [
+    "sagemaker:CreateEndpoint",
+    "sagemaker:UpdateEndpoint",
+    "sagemaker:DescribeEndpoint",
+    "sagemaker:DeleteEndpoint",
+    "sagemaker:AddTags",
+]
+
+
 @pytest.fixture(scope="module")
-def runner(emulator: EmbeddedEmulator, platform: dict[str, str]) -> Runner:
+def runner(emulator: EmbeddedEmulator, platform: dict[str, str]) -> Iterator[Runner]:
     s3 = emulator.client("s3")
     s3.put_object(Bucket=platform[ARTIFACT_BUCKET_OUTPUT], Key="test-data/greet/part.csv", Body=GREET_CSV)
-    return Runner(emulator, platform)
+    role = emulator.client("cloudformation").describe_stack_resource(
+        StackName=f"{PROJECT}-platform", LogicalResourceId="StateMachineRole"
+    )["StackResourceDetail"]["PhysicalResourceId"]
+    statement = {
+        "Effect": "Allow",
+        "Action": SM_ENDPOINT_ACTIONS,
+        "Resource": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{PROJECT}-sm-*",
+    }
+    iam = emulator.client("iam")
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    iam.put_role_policy(RoleName=role, PolicyName=SM_ENDPOINTS_POLICY, PolicyDocument=document)
+    yield Runner(emulator, platform)
+    iam.delete_role_policy(RoleName=role, PolicyName=SM_ENDPOINTS_POLICY)
 
 
 def ask(emulator: EmbeddedEmulator, endpoint: str) -> str:
@@ -228,7 +254,7 @@ def test_with_a_compute_plane_the_deployed_machine_trains_and_serves(runner: Run
         threshold=0.5,
         deployed=True,
         image=plane.image,
-        endpoint="dtest-endpoint-candidate",
+        endpoint="dtest-sm-served",
         timeout=120,
     )
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
@@ -244,14 +270,14 @@ def test_with_a_compute_plane_the_deployed_machine_trains_and_serves(runner: Run
     output = json.loads(execution["output"])
     assert output["TrainingJob"]["Accuracy"] == [pytest.approx(0.6667)]
     assert output["Deployment"]["Mode"] == "create"
-    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-endpoint-candidate")
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-sm-served")
     assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == ("InService", f"{name}-config")
-    assert ask(runner.emulator, "dtest-endpoint-candidate") == "greet"
+    assert ask(runner.emulator, "dtest-sm-served") == "greet"
 
 
 def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runner, plane: Plane) -> None:
     first = runner.run(
-        None, threshold=0.5, deployed=True, image=plane.image, endpoint="dtest-endpoint", timeout=120
+        None, threshold=0.5, deployed=True, image=plane.image, endpoint="dtest-sm-steady", timeout=120
     )
     assert first["status"] == "SUCCEEDED", first.get("cause")
     serving = f"{first['name']}-config"
@@ -259,12 +285,12 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     # (InService, still on the serving config, as SageMaker's does) and the old model keeps answering.
     missing = training_result(0.95)
     missing["ModelArtifacts"]["S3ModelArtifacts"] = f"s3://{runner.bucket}/models/missing/model.tar.gz"
-    execution = runner.run(missing, image=plane.image, endpoint="dtest-endpoint", timeout=120)
+    execution = runner.run(missing, image=plane.image, endpoint="dtest-sm-steady", timeout=120)
     name = execution["name"]
     assert execution["status"] == "FAILED"
     assert execution["error"] == "TrainingPipelineFailed"
     assert execution["cause"] == (
-        f"EndpointUpdateFailed: endpoint dtest-endpoint went back to InService on {serving}, not on the "
+        f"EndpointUpdateFailed: endpoint dtest-sm-steady went back to InService on {serving}, not on the "
         f"config of this execution, {name}-config"
     )
     path = execution["path"]
@@ -276,7 +302,7 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()
     assert serving in runner.configs()
-    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-endpoint")
+    endpoint = runner.sagemaker.describe_endpoint(EndpointName="dtest-sm-steady")
     assert endpoint["EndpointConfigName"] == serving
     assert "Failed to download model data" in endpoint["FailureReason"]  # the artifact is missing
-    assert ask(runner.emulator, "dtest-endpoint") == "greet"
+    assert ask(runner.emulator, "dtest-sm-steady") == "greet"

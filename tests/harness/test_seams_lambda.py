@@ -136,8 +136,9 @@ def test_event_invocation_returns_at_once_and_runs(emulator: EmbeddedEmulator, f
         Payload=json.dumps({"marker": "async", "sleep": 5}).encode(),
     )
     assert answer["StatusCode"] == 202
-    # The handler writes its marker, then sleeps into its 2 s timeout: the caller must not wait for that.
-    assert time.monotonic() - started < 1.5, "an Event invoke must not wait for the handler"
+    # The handler writes its marker, then sleeps into its 2 s timeout: a caller that waited for it would
+    # wait 2 s at least (the bound is that, not a speed goal: a loaded CI machine took 1.7 s to answer).
+    assert time.monotonic() - started < 2.0, "an Event invoke must not wait for the handler"
     assert wait_for(lambda: object_body(emulator, "async"))
 
 
