@@ -25,12 +25,14 @@ Sources, per figure:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Final, Literal
 from xml.sax.saxutils import escape
 
 import botocore.session
+from botocore.model import ServiceModel
 
 ErrorKind = Literal["throttling", "unavailable", "internal", "resource_limit_exceeded"]
 ERROR_KINDS: Final = ("throttling", "unavailable", "internal", "resource_limit_exceeded")
@@ -89,9 +91,15 @@ class AwsError:
     sender: bool = True
 
 
+@functools.cache
+def _service_model(service: str) -> ServiceModel:
+    """botocore's model of `service`, read once (a new botocore session reads it from disk again)."""
+    return botocore.session.get_session().get_service_model(service)
+
+
 def protocol(service: str) -> str:
     """The service's wire protocol from botocore's model: json, rest-json, query or rest-xml."""
-    return str(botocore.session.get_session().get_service_model(service).metadata["protocol"])
+    return str(_service_model(service).metadata["protocol"])
 
 
 def check_call(service: str, operation: str) -> None:
@@ -100,7 +108,7 @@ def check_call(service: str, operation: str) -> None:
         raise ValueError(
             f"API errors can be injected for the services {', '.join(sorted(SERVICES))}, not {service!r}"
         )
-    names = botocore.session.get_session().get_service_model(service).operation_names
+    names = _service_model(service).operation_names
     if operation not in names:
         raise ValueError(
             f"{service} has no operation {operation!r} (the API reference's name, e.g. {names[0]})"
@@ -155,7 +163,7 @@ def render(service: str, error: AwsError, request_id: str) -> tuple[dict[str, st
     """The response headers and body of `error` in `service`'s protocol (what botocore parses)."""
     wire = protocol(service)
     if wire == "json":
-        version = botocore.session.get_session().get_service_model(service).metadata.get("jsonVersion", "1.0")
+        version = _service_model(service).metadata.get("jsonVersion", "1.0")
         headers = {"Content-Type": f"application/x-amz-json-{version}", "x-amzn-RequestId": request_id}
         return headers, json.dumps({"__type": error.code, "message": error.message})
     if wire == "rest-json":
