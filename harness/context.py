@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import botocore.session
 
@@ -220,20 +220,27 @@ class HarnessContext:
 
 _BACKEND_ATTRIBUTE: Final = "harness_pipeline_states"
 _backend_lock = threading.Lock()
+HeldT = TypeVar("HeldT")
 
 
-def states_in_backend(account_id: str, region: str) -> PipelineStates:
-    """The pipeline states held by moto's CodePipeline backend for this account and region (moto's
-    reset makes new backends, and with them new, empty states)."""
+def held_by_codepipeline_backend(account_id: str, region: str, attribute: str, kind: type[HeldT]) -> HeldT:
+    """The `kind` object that moto's CodePipeline backend for this account and region holds under
+    `attribute`, made on first use. State kept there goes with the backend: moto's reset makes new
+    backends, and with them new, empty objects."""
     from moto.codepipeline.models import codepipeline_backends
 
     backend = codepipeline_backends[account_id][region]
     with _backend_lock:
-        states = getattr(backend, _BACKEND_ATTRIBUTE, None)
-        if not isinstance(states, PipelineStates):
-            states = PipelineStates()
-            setattr(backend, _BACKEND_ATTRIBUTE, states)
-        return states
+        held = getattr(backend, attribute, None)
+        if not isinstance(held, kind):
+            held = kind()
+            setattr(backend, attribute, held)
+        return held
+
+
+def states_in_backend(account_id: str, region: str) -> PipelineStates:
+    """The pipeline states held by moto's CodePipeline backend for this account and region."""
+    return held_by_codepipeline_backend(account_id, region, _BACKEND_ATTRIBUTE, PipelineStates)
 
 
 _guard = threading.Lock()

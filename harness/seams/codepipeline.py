@@ -60,7 +60,7 @@ from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 
-from harness.context import states_in_backend
+from harness.context import held_by_codepipeline_backend, states_in_backend
 from harness.identity import FAKE_CREDENTIALS
 
 ACTIVE = ("Created", "Dispatched", "InProgress")
@@ -254,20 +254,9 @@ def _same_type(left: Mapping[str, str], right: Mapping[str, str]) -> bool:
     return all(str(left.get(k)) == str(right.get(k)) for k in ("category", "owner", "provider", "version"))
 
 
-_stores_lock = threading.Lock()
-
-
 def job_store(account_id: str, region: str) -> JobStore:
     """The job store held by moto's CodePipeline backend for this account and region."""
-    from moto.codepipeline.models import codepipeline_backends
-
-    backend = codepipeline_backends[account_id][region]
-    with _stores_lock:
-        store = getattr(backend, "harness_jobs", None)
-        if not isinstance(store, JobStore):
-            store = JobStore()
-            setattr(backend, "harness_jobs", store)  # noqa: B010  (moto's class declares no such attribute)
-    return store
+    return held_by_codepipeline_backend(account_id, region, "harness_jobs", JobStore)
 
 
 # -- manual approvals: the runner's waiting actions, answered by PutApprovalResult --------------------
@@ -326,15 +315,7 @@ class ApprovalBoard:
 
 def approval_board(account_id: str, region: str) -> ApprovalBoard:
     """The approval board held by moto's CodePipeline backend for this account and region."""
-    from moto.codepipeline.models import codepipeline_backends
-
-    backend = codepipeline_backends[account_id][region]
-    with _stores_lock:
-        board = getattr(backend, "harness_approvals", None)
-        if not isinstance(board, ApprovalBoard):
-            board = ApprovalBoard()
-            setattr(backend, "harness_approvals", board)  # noqa: B010  (moto's class declares no such attribute)
-    return board
+    return held_by_codepipeline_backend(account_id, region, "harness_approvals", ApprovalBoard)
 
 
 class EmulatorApprovalBoard:
@@ -642,15 +623,7 @@ class PipelineStarts:
 
 def pipeline_starts(account_id: str, region: str) -> PipelineStarts:
     """The start functions held by moto's CodePipeline backend for this account and region."""
-    from moto.codepipeline.models import codepipeline_backends
-
-    backend = codepipeline_backends[account_id][region]
-    with _stores_lock:
-        starts = getattr(backend, "harness_starts", None)
-        if not isinstance(starts, PipelineStarts):
-            starts = PipelineStarts()
-            setattr(backend, "harness_starts", starts)  # noqa: B010  (moto's class declares no such attribute)
-    return starts
+    return held_by_codepipeline_backend(account_id, region, "harness_starts", PipelineStarts)
 
 
 def _trigger(self: Any) -> dict[str, str]:
