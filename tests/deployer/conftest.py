@@ -266,3 +266,18 @@ def wait_execution(emulator: EmbeddedEmulator, arn: str, timeout: float = 30) ->
             return execution
         time.sleep(0.05)
     raise AssertionError(f"{arn} still runs after {timeout} s")
+
+
+def publish_api_environment(
+    emulator: EmbeddedEmulator, platform: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """publish-api's environment exactly as the platform stack deployed it, set in this process (plus a
+    quick poll), for tests that call the handler in process; returns the deployed variables."""
+    configuration = emulator.client("lambda").get_function_configuration(
+        FunctionName=platform["PublishApiFunctionName"]
+    )
+    variables: dict[str, str] = configuration["Environment"]["Variables"]
+    for key, value in variables.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POLL_SECONDS", "0.05")
+    return variables

@@ -16,7 +16,13 @@ import pytest
 from deployer.lambdas import publish_api
 from deployer.lambdas.pipeline_job import PipelineJob
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import PROJECT, LambdaContext, RecordingReporter, load_event
+from tests.deployer.conftest import (
+    PROJECT,
+    LambdaContext,
+    RecordingReporter,
+    load_event,
+    publish_api_environment,
+)
 
 STACK = "dtest-api"
 
@@ -26,13 +32,7 @@ def handler_env(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, emulator: EmbeddedEmulator, platform: dict[str, str]
 ) -> dict[str, str]:
     """The function's environment exactly as the platform stack deployed it, plus a quick poll."""
-    configuration = emulator.client("lambda").get_function_configuration(
-        FunctionName=platform["PublishApiFunctionName"]
-    )
-    variables: dict[str, str] = configuration["Environment"]["Variables"]
-    for key, value in variables.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("POLL_SECONDS", "0.05")
+    variables = publish_api_environment(emulator, platform, monkeypatch)
     return variables
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from deployer.lambdas import publish_api
 from harness.emulator import EmbeddedEmulator
-from tests.deployer.conftest import PROJECT, LambdaContext
+from tests.deployer.conftest import PROJECT, LambdaContext, publish_api_environment
 from tests.deployer.roles import role_without
 
 REMOVED = "lambda:GetFunctionCodeSigningConfig"
@@ -26,13 +26,7 @@ def handler_env(
     aws_env: None, monkeypatch: pytest.MonkeyPatch, emulator: EmbeddedEmulator, platform: dict[str, str]
 ) -> dict[str, str]:
     """publish-api's environment as the platform stack deployed it, with a stack of this test's own."""
-    configuration = emulator.client("lambda").get_function_configuration(
-        FunctionName=platform["PublishApiFunctionName"]
-    )
-    variables: dict[str, str] = configuration["Environment"]["Variables"]
-    for key, value in variables.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("POLL_SECONDS", "0.05")
+    variables = publish_api_environment(emulator, platform, monkeypatch)
     monkeypatch.setenv("API_STACK_NAME", "dtest-api-thin-role")
     return variables
 
