@@ -32,6 +32,7 @@ API_KEY_HEADER = "x-api-key"
 DEFAULT_BATCH_SIZE = MAX_API_BATCH
 DEFAULT_TIMEOUT_S = 30.0
 TOO_MANY_REQUESTS = 429
+SERVICE_UNAVAILABLE = 503
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,19 @@ def send_retrying_throttles(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     on_throttle: Callable[[], None] = lambda: None,
+    retried: frozenset[int] = frozenset({TOO_MANY_REQUESTS}),
 ) -> tuple[requests.Response, int]:
-    """`request()` again while it answers 429, as `policy` says: (the last answer, attempts made).
-    A connection error propagates (`requests.RequestException`); `on_throttle` is told of each 429."""
+    """`request()` again while it answers a status in `retried` (429; a caller may add 503), as
+    `policy` says: (the last answer, attempts made). A connection error propagates
+    (`requests.RequestException`); `on_throttle` is told of each 429."""
     jitter = rng if rng is not None else random.Random()
     attempt = 1
     while True:
         response = request()
-        if response.status_code != TOO_MANY_REQUESTS:
+        if response.status_code not in retried:
             return response, attempt
-        on_throttle()
+        if response.status_code == TOO_MANY_REQUESTS:
+            on_throttle()
         if attempt >= policy.max_attempts:
             return response, attempt
         sleep(policy.delay(attempt, response.headers.get("Retry-After"), jitter))

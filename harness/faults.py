@@ -21,8 +21,11 @@ compute plane and the Lambda runtime take when they are built (`ComputePlane.cre
 - `capacity_shortage(jobs)`: the next `jobs` training jobs fail while their instances are provisioned,
   before any data is downloaded, with SageMaker's FailureReason `CapacityError: Unable to provision
   requested ML compute capacity. ...` (`capacity_error`, the training runner's `provision` hook).
-- `kill_server_after(after_s)`: each serving container that goes InService from now on is sent
-  SIGTERM `after_s` seconds later (`serving_started`, the endpoint manager's `on_in_service` hook).
+- `kill_server_after(after_s, times, serving_now)`: the serving containers in `serving_now` (those
+  InService when the fault is switched on) and then each one that goes InService later, `times` of
+  them in all, are sent SIGTERM `after_s` seconds after (`serving_started`, the endpoint manager's
+  `on_in_service` hook). The endpoint manager replaces a dead container's instance, and that
+  replacement is spared once `times` containers have died.
 - `fail_api_calls(service, operation, error, times)`: the next `times` calls of one AWS API operation,
   from any caller, are answered with `error` (an `harness.aws_errors.AwsError`: throttling, a 5xx,
   a quota) at the emulator's boundary instead of being carried out (`api_failure`, read by
@@ -39,6 +42,7 @@ import csv
 import io
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
@@ -107,6 +111,7 @@ class FaultBoard:
         self._data_problem: DataProblem | None = None
         self._lambda_errors: dict[str, str] = {}
         self._kill_after_s: float | None = None
+        self._kills_left = 0
         self._capacity_failures = 0
         self._api_failures: dict[tuple[str, str], tuple[AwsError, int]] = {}
         self._timers: list[threading.Timer] = []
@@ -140,11 +145,18 @@ class FaultBoard:
         with self._lock:
             self._capacity_failures = jobs
 
-    def kill_server_after(self, after_s: float) -> None:
+    def kill_server_after(
+        self, after_s: float, times: int = 1, serving_now: Sequence[Stoppable] = ()
+    ) -> None:
         if after_s < 0:
             raise ValueError(f"after_s must not be negative, got {after_s}")
+        if times < 1:
+            raise ValueError(f"kill_server_after needs at least one server to stop, got {times}")
         with self._lock:
             self._kill_after_s = after_s
+            self._kills_left = times
+        for process in serving_now:
+            self.serving_started(process)
 
     def fail_api_calls(self, service: str, operation: str, error: AwsError, times: int = 1) -> None:
         """The next `times` calls of `service`'s `operation` (botocore's names: `sagemaker`,
@@ -165,6 +177,7 @@ class FaultBoard:
             self._data_problem = None
             self._lambda_errors.clear()
             self._kill_after_s = None
+            self._kills_left = 0
             self._capacity_failures = 0
         for timer in timers:
             timer.cancel()
@@ -227,8 +240,9 @@ class FaultBoard:
         """Told of every serving container that went InService: schedules its death if asked to."""
         with self._lock:
             after_s = self._kill_after_s
-            if after_s is None:
+            if after_s is None or self._kills_left == 0:
                 return
+            self._kills_left -= 1
             timer = threading.Timer(after_s, _terminate, args=(process,))
             timer.daemon = True
             self._timers.append(timer)

@@ -12,6 +12,18 @@
   previous config, with the reason in FailureReason, and the old container keeps serving. Only
   InService endpoints accept an update (a Failed one accepts only DeleteEndpoint).
 - `delete`: stops the container (after its in-flight requests).
+- **Instance recovery**: while an endpoint is InService its container is health-checked
+  (`GET /ping`, 2 s limit, every `health_check_interval_s`); a container that has exited, refuses the
+  connection of an invocation, or fails `_UNHEALTHY_AFTER` pings in a row is taken out of service and a
+  replacement instance of the same config is provisioned and started, as SageMaker does for an
+  instance that fails its health checks (SageMaker developer guide, "Best practices for deploying
+  models on SageMaker AI Hosting Services": an instance that fails is replaced, and only more than one
+  instance per variant keeps serving meanwhile). The endpoint stays InService; until the replacement
+  passes its ping an invocation gets `ServiceUnavailable` (HTTP 503, InvokeEndpoint's errors in the
+  SageMaker Runtime API reference; AWS does not document which error a variant without a healthy
+  instance answers, and 503 is the one for a service that cannot answer now, which the SDKs retry).
+  The check's interval and the count of failed pings are not documented by AWS either: the harness
+  checks every second and replaces after 3 failed pings (or at once for an exited container).
 - `invoke`: forwards the body to `POST /invocations` of the current container, with SageMaker's
   limits: bodies over 6 MB are refused (413) and a container that takes over 60 s is a ModelError.
 
@@ -58,6 +70,8 @@ _PING_INTERVAL_S = 0.05
 _POOL_CONNECTIONS = 16
 _POOL_MAXSIZE = 64
 _DRAIN_LIMIT_S = INVOCATION_TIMEOUT_S + 5.0
+DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
+_UNHEALTHY_AFTER = 3  # failed pings in a row (an exited container is replaced at once)
 _STOP_GRACE_S = 10.0
 
 EndpointKey = tuple[str, str, str]  # (account, region, name)
@@ -87,6 +101,7 @@ class EndpointSnapshot:
     config_name: str
     failure_reason: str | None
     serving_config_name: str | None  # the config whose container answers now, if any
+    replaced_instances: int = 0  # instances that failed their health checks and were replaced
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,10 @@ class _StartRefused(Exception):
 
 class InvocationTimeout(Exception):
     """The container did not answer within SageMaker's 60 s."""
+
+
+class NoHealthyInstance(Exception):
+    """The endpoint is InService but its instance is being replaced (InvokeEndpoint: ServiceUnavailable)."""
 
 
 class _Replica:
@@ -142,6 +161,10 @@ class _Endpoint:
     failure_reason: str | None = None
     current: _Replica | None = None
     generation: int = 0  # bumped by create/update/delete so that a stale start does not win
+    target: ModelTarget | None = None  # what `current` serves (a replacement instance starts it again)
+    replacing: bool = False  # a replacement instance is being provisioned or started
+    failed_pings: int = 0
+    replacements: int = 0  # instances replaced so far (reported by `describe`)
 
 
 def _pooled_session() -> requests.Session:
@@ -166,10 +189,13 @@ class EndpointManager:
     roles: ServiceRoles | None = None
     # How long instances take before a create (False) or an update (True) starts its container.
     provisioning_s: Callable[[bool], float] | None = None
+    health_check_interval_s: float = DEFAULT_HEALTH_CHECK_INTERVAL_S
     _endpoints: dict[EndpointKey, _Endpoint] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _replica_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _http: requests.Session = field(default_factory=_pooled_session)
+    _watchdog: threading.Thread | None = None
+    _stopped: threading.Event = field(default_factory=threading.Event)
 
     # -- control plane -----------------------------------------------------------------------------
     def create(self, key: EndpointKey, target: ModelTarget) -> None:
@@ -221,7 +247,13 @@ class EndpointManager:
                 config_name=endpoint.config_name,
                 failure_reason=endpoint.failure_reason,
                 serving_config_name=endpoint.current.target.config_name if endpoint.current else None,
+                replaced_instances=endpoint.replacements,
             )
+
+    def serving_processes(self) -> list[ContainerProcess]:
+        """The containers that answer invocations now (one per InService endpoint)."""
+        with self._lock:
+            return [e.current.serving.process for e in self._endpoints.values() if e.current is not None]
 
     def names(self) -> list[EndpointKey]:
         with self._lock:
@@ -229,6 +261,7 @@ class EndpointManager:
 
     def shutdown(self) -> None:
         """Stops every container (the harness is going away)."""
+        self._stopped.set()
         with self._lock:
             endpoints = list(self._endpoints.values())
             self._endpoints.clear()
@@ -256,6 +289,8 @@ class EndpointManager:
         if endpoint is None:
             raise EndpointError(f"Endpoint {key[2]} of account {key[0]} not found.")
         if replica is None:
+            if endpoint.status == "InService":
+                raise NoHealthyInstance(f"Endpoint {key[2]} of account {key[0]} has no healthy instance.")
             raise EndpointError(
                 f"Endpoint {key[2]} of account {key[0]} is not ready (it is {endpoint.status})."
             )
@@ -269,6 +304,11 @@ class EndpointManager:
                 response = self._post(f"{replica.serving.url}/invocations", body, headers)
             except requests.Timeout as error:
                 raise InvocationTimeout(str(error)) from error
+            except requests.ConnectionError as error:  # the container is gone: replace its instance
+                self._take_out_of_service(key, replica, "an invocation could not connect to the container")
+                raise NoHealthyInstance(
+                    f"Endpoint {key[2]} of account {key[0]} has no healthy instance."
+                ) from error
             return InvocationResult(
                 status=response.status_code,
                 body=response.content,
@@ -320,9 +360,12 @@ class EndpointManager:
             if current and endpoint is not None:
                 if reason is None and replica is not None:
                     old, endpoint.current = endpoint.current, replica
+                    endpoint.target = target
                     endpoint.status = "InService"
                     endpoint.config_name = target.config_name
                     endpoint.failure_reason = None
+                    endpoint.failed_pings = 0
+                    endpoint.replacing = False
                 elif updating and endpoint.current is not None:
                     # Rolled back: still serving the previous config, the reason kept (DescribeEndpoint).
                     endpoint.status = "InService"
@@ -337,8 +380,100 @@ class EndpointManager:
         LOG.info("endpoint %s InService with %s", key[2], target.config_name)
         if replica is not None and self.on_in_service is not None:
             self.on_in_service(replica.serving.process)
+        self._watch()
         if old is not None:
             old.drain_and_stop()
+
+    # -- instance recovery -------------------------------------------------------------------------
+    def _watch(self) -> None:
+        """Starts the health checker (once, when the first endpoint goes InService)."""
+        with self._lock:
+            if self._watchdog is not None or self._stopped.is_set():
+                return
+            self._watchdog = threading.Thread(target=self._check_health, name="endpoint-health", daemon=True)
+        self._watchdog.start()
+
+    def _check_health(self) -> None:
+        while not self._stopped.wait(self.health_check_interval_s):
+            with self._lock:
+                serving = [
+                    (key, endpoint.current)
+                    for key, endpoint in self._endpoints.items()
+                    if endpoint.current is not None and not endpoint.replacing
+                ]
+            for key, replica in serving:
+                problem = self._health_problem(key, replica)
+                if problem is not None:
+                    self._take_out_of_service(key, replica, problem)
+
+    def _health_problem(self, key: EndpointKey, replica: _Replica) -> str | None:
+        """Why the replica should be replaced now, or None (healthy, or not failed often enough yet)."""
+        code = replica.serving.process.poll()
+        if code is not None:
+            return f"the container exited with status {code}"
+        try:
+            healthy = requests.get(f"{replica.serving.url}/ping", timeout=PING_TIMEOUT_S).status_code == 200
+        except requests.RequestException:
+            healthy = False
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            if endpoint is None or endpoint.current is not replica:
+                return None
+            endpoint.failed_pings = 0 if healthy else endpoint.failed_pings + 1
+            if endpoint.failed_pings < _UNHEALTHY_AFTER:
+                return None
+        return f"{_UNHEALTHY_AFTER} ping health checks in a row failed"
+
+    def _take_out_of_service(self, key: EndpointKey, replica: _Replica, problem: str) -> None:
+        """Stops routing to `replica` and starts a replacement instance of the same config."""
+        with self._lock:
+            endpoint = self._endpoints.get(key)
+            if endpoint is None or endpoint.current is not replica or endpoint.target is None:
+                return  # already replaced, updated or deleted
+            endpoint.current = None
+            endpoint.replacing = True
+            endpoint.replacements += 1
+            generation, target = endpoint.generation, endpoint.target
+        LOG.info("endpoint %s: replacing its instance (%s)", key[2], problem)
+        threading.Thread(target=replica.serving.process.stop, args=(_STOP_GRACE_S,), daemon=True).start()
+        threading.Thread(
+            target=self._replace,
+            args=(key, target, generation),
+            name=f"endpoint-{key[2]}-replace",
+            daemon=True,
+        ).start()
+
+    def _replace(self, key: EndpointKey, target: ModelTarget, generation: int) -> None:
+        """Provisions and starts a replacement instance until one passes its ping (or the endpoint
+        is updated or deleted meanwhile: that start wins)."""
+        while not self._stopped.is_set():
+            if not self._provisioned(key, generation, updating=False):
+                return
+            replica: _Replica | None = None
+            try:
+                replica = self._start_replica(key, target)
+                reason = self._wait_healthy(replica)
+            except Exception as error:
+                reason = str(error)
+            with self._lock:
+                endpoint = self._endpoints.get(key)
+                installed = (
+                    reason is None
+                    and replica is not None
+                    and endpoint is not None
+                    and endpoint.generation == generation
+                )
+                if installed and endpoint is not None:
+                    endpoint.current, endpoint.replacing, endpoint.failed_pings = replica, False, 0
+            if installed:
+                LOG.info("endpoint %s: replacement instance InService", key[2])
+                if replica is not None and self.on_in_service is not None:
+                    self.on_in_service(replica.serving.process)
+                return
+            if replica is not None:
+                replica.serving.process.stop(_STOP_GRACE_S)
+            LOG.info("endpoint %s: replacement instance failed (%s); trying again", key[2], reason)
+            self._stopped.wait(self.health_check_interval_s)
 
     def _provisioned(self, key: EndpointKey, generation: int, updating: bool) -> bool:
         """Waits out the provisioning time; False when the endpoint moved on meanwhile."""

@@ -433,7 +433,8 @@ class LocalScenarioHarness:
         elif isinstance(fault, LambdaRaises):
             board.raise_in_lambda(self._function_name(fault.function), fault.message)
         elif isinstance(fault, ServerDies):
-            board.kill_server_after(fault.after_s)
+            serving = self._flow.stack.plane.endpoints.serving_processes()
+            board.kill_server_after(fault.after_s, fault.times, serving_now=serving)
         elif isinstance(fault, CapacityShortage):
             board.capacity_shortage(fault.jobs)
         elif isinstance(fault, ApiError):

@@ -34,7 +34,7 @@ from typing import Literal
 import requests
 
 from harness import datasets
-from harness.api_client import RetryPolicy, send_retrying_throttles
+from harness.api_client import SERVICE_UNAVAILABLE, TOO_MANY_REQUESTS, RetryPolicy, send_retrying_throttles
 from harness.scenarios.checks import CheckContext, CheckResult, check
 from harness.scenarios.interface import (
     HarnessFactory,
@@ -267,13 +267,22 @@ def send(url: str, api_key: str, spec: ApiRequests, session: requests.Session) -
         headers[API_KEY_HEADER] = spec.key
     started = time.monotonic()
     target = url.rstrip("/") + spec.path
-    policy = THROTTLE_RETRY if spec.retry_throttled else RetryPolicy(max_attempts=1)
+    retrying = spec.retry_throttled or spec.retry_unavailable
+    policy = THROTTLE_RETRY if retrying else RetryPolicy(max_attempts=1)
+    retried = frozenset(
+        status
+        for status, wanted in (
+            (TOO_MANY_REQUESTS, spec.retry_throttled),
+            (SERVICE_UNAVAILABLE, spec.retry_unavailable),
+        )
+        if wanted
+    )
 
     def request() -> requests.Response:
         return session.request(spec.method, target, data=body, headers=headers, timeout=REQUEST_TIMEOUT_S)
 
     try:
-        answer, _ = send_retrying_throttles(request, policy, rng=_JITTER)
+        answer, _ = send_retrying_throttles(request, policy, rng=_JITTER, retried=retried)
     except requests.RequestException as error:
         return HttpExchange(
             spec.method, spec.path, body, None, error=str(error), elapsed_s=time.monotonic() - started

@@ -483,6 +483,10 @@ class ApiRequests(Strict):
         default=True,
         description="retry a 429 with backoff as AWS SDKs do (Retry-After honoured); false: 429 is an answer",
     )
+    retry_unavailable: bool = Field(
+        default=False,
+        description="retry a 503 with the same backoff, as the SDKs' standard mode retries transient errors",
+    )
 
     def body_kinds(self) -> list[str]:
         """The body fields given (`json: null` is a body: the JSON text `null`)."""
@@ -532,10 +536,12 @@ class LambdaRaises(Strict):
 
 
 class ServerDies(Strict):
-    """The model server process exits some time after the endpoint is InService."""
+    """The model server process exits `after_s` seconds after it is InService (one serving now: after
+    `after_s` from this step); `times` servers die in all, and SageMaker replaces each one's instance."""
 
     kind: Literal["server_dies"]
     after_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    times: Annotated[int, Field(ge=1, le=100)] = 1
 
 
 class CapacityShortage(Strict):

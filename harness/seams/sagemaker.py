@@ -12,7 +12,9 @@ context (harness/context.py):
   without dropping requests, DeleteEndpoint stops the container; DescribeEndpoint shows all that.
 - InvokeEndpoint forwards to the container with SageMaker's limits and error mapping: a body over
   6 MB gets 413; a container that answers non-2xx gives HTTP 424 `ModelError` with
-  OriginalStatusCode/OriginalMessage; one that takes over 60 s gives a ModelError too.
+  OriginalStatusCode/OriginalMessage; one that takes over 60 s gives a ModelError too; while the
+  endpoint's instance is being replaced (it failed its health checks) the answer is 503
+  `ServiceUnavailable`.
 
 While no plane is attached, moto's behaviour is unchanged except for the duplicate-name check and
 the two added operations (which then change metadata only).
@@ -38,7 +40,13 @@ from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemakerruntime import responses as runtime_responses
 
-from harness.compute.endpoints import MAX_INVOCATION_BYTES, EndpointError, InvocationTimeout, ModelTarget
+from harness.compute.endpoints import (
+    MAX_INVOCATION_BYTES,
+    EndpointError,
+    InvocationTimeout,
+    ModelTarget,
+    NoHealthyInstance,
+)
 from harness.compute.plane import ComputePlane
 from harness.compute.training import TrainingJobError, TrainingJobSpec
 from harness.context import current
@@ -279,6 +287,8 @@ def _stop_training_job_response(self: sagemaker_responses.SageMakerResponse) -> 
 # -- sagemaker-runtime --------------------------------------------------------------------------------
 _moto_invoke_endpoint = runtime_responses.SageMakerRuntimeResponse.invoke_endpoint
 
+# SageMaker Runtime API reference, InvokeEndpoint, Errors: ServiceUnavailable (HTTP 503), in its words.
+_UNAVAILABLE_MESSAGE = "The service is unavailable. Try your call again."
 _TIMEOUT_MESSAGE = (
     "Your invocation timed out while waiting for a response from container primary. Review the latency "
     "metrics for each container in Amazon CloudWatch, resolve the issue, and try again."
@@ -318,6 +328,8 @@ def _invoke_endpoint(self: runtime_responses.SageMakerRuntimeResponse) -> Any:
         return _error(400, "ValidationError", str(error))
     except InvocationTimeout:
         return _error(424, "ModelError", _TIMEOUT_MESSAGE)
+    except NoHealthyInstance:  # its instance is being replaced (harness/compute/endpoints.py)
+        return _error(503, "ServiceUnavailable", _UNAVAILABLE_MESSAGE)
     if 200 <= result.status < 300:
         headers: dict[str, Any] = {
             "status": 200,

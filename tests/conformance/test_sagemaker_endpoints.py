@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from tests.conformance.conftest import Target
 from tests.conformance.sagemaker_helpers import deploy_config, invoke, train, wait_endpoint
-from tests.harness.planes import Harness
+from tests.harness.planes import Harness, wait_until
 from tests.harness.standin import write_standin_tree
 
 GREET_ROWS = b"Query,Intent\nhi,greet\nhello,greet\nbye,leave\n"
@@ -121,3 +121,47 @@ def test_a_containers_error_is_a_model_error_with_its_original_status(
         assert error["OriginalStatusCode"] == status
         assert "error" in json.loads(error["OriginalMessage"])
         assert error["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/model-errors")
+
+
+def test_an_instance_whose_container_dies_is_replaced_and_the_endpoint_stays_in_service(
+    conformance_harness: Harness, image: str, greet_artifact: str
+) -> None:
+    """SageMaker developer guide, "Best practices for deploying models on SageMaker AI Hosting
+    Services": an instance that fails is replaced by SageMaker (more than one instance per variant
+    keeps the variant answering meanwhile); "How your container should respond to health check (ping)
+    requests": SageMaker pings `/ping` and expects 200 within 2 s. The endpoint's status does not
+    change (DescribeEndpoint documents no status for an instance replacement: it stays InService on
+    its config). While the only instance is down an invocation is answered `ServiceUnavailable`
+    (InvokeEndpoint's 503; which error AWS answers then is not documented, see
+    harness/compute/endpoints.py), and once the replacement passes its ping the endpoint answers again.
+    A second death is handled the same way (the checker keeps watching the replacement)."""
+    harness = conformance_harness
+    sagemaker = harness.client("sagemaker")
+    sagemaker.create_endpoint(
+        EndpointName="replaced", EndpointConfigName=deploy_config(harness, image, "replaced", greet_artifact)
+    )
+    assert wait_endpoint(harness, "replaced")["EndpointStatus"] == "InService"
+    key = ("123456789012", "us-east-1", "replaced")
+    for death in (1, 2):
+        (process,) = [
+            p for p in harness.plane.endpoints.serving_processes() if "replaced" in str(p.log_path)
+        ]
+        process.terminate()
+        process.wait()
+        answers: set[str] = set()
+
+        def answered(answers: set[str] = answers) -> bool:
+            try:
+                body = json.loads(invoke(harness, "replaced", "hey")["Body"].read())
+            except ClientError as error:
+                answers.add(error.response["Error"]["Code"])
+                assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+                return False
+            return bool(body["predictions"][0]["intent"] == "greet")
+
+        wait_until(answered, bool, timeout=30)
+        assert answers <= {"ServiceUnavailable"}
+        described = sagemaker.describe_endpoint(EndpointName="replaced")
+        assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "replaced")
+        snapshot = harness.plane.endpoints.describe(key)
+        assert snapshot is not None and snapshot.replaced_instances == death

@@ -154,6 +154,33 @@ def test_a_server_that_went_in_service_is_stopped_after_the_delay(board: FaultBo
         doomed.stop(5)
 
 
+def test_server_dies_stops_a_serving_container_now_and_then_only_times_containers(
+    board: FaultBoard, tmp_path: Path
+) -> None:
+    """`times` bounds the deaths: the endpoint manager replaces a dead container's instance, and the
+    replacement must not die again unless the scenario asked for more deaths."""
+
+    def sleeper(name: str) -> ContainerProcess:
+        log = (tmp_path / f"{name}.log").open("ab")
+        popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdout=log)
+        return ContainerProcess(popen, tmp_path / f"{name}.log", log)
+
+    serving, first, spared = sleeper("serving"), sleeper("first"), sleeper("spared")
+    try:
+        board.kill_server_after(0.0, times=2, serving_now=[serving])
+        board.serving_started(first)
+        board.serving_started(spared)
+        assert serving.wait(20) != 0
+        assert first.wait(20) != 0
+        time.sleep(0.5)
+        assert spared.poll() is None
+    finally:
+        for process in (serving, first, spared):
+            process.stop(5)
+    with pytest.raises(ValueError, match="at least one"):
+        board.kill_server_after(0.0, times=0)
+
+
 def test_clearing_cancels_a_scheduled_stop(board: FaultBoard, tmp_path: Path) -> None:
     log = (tmp_path / "s.log").open("ab")
     process = ContainerProcess(
