@@ -159,12 +159,45 @@ def aws_error(service: str, operation: str, kind: ErrorKind) -> AwsError:
     )
 
 
-def render(service: str, error: AwsError, request_id: str) -> tuple[dict[str, str], str]:
-    """The response headers and body of `error` in `service`'s protocol (what botocore parses)."""
-    wire = protocol(service)
+def request_protocol(service: str, content_type: str | None) -> str:
+    """The protocol one request speaks: several services list more than one in their model
+    (CodePipeline, CodeBuild and CloudWatch: smithy-rpc-v2-cbor and json) and the SDK picks one, named
+    by the request's Content-Type; moto answers CBOR requests as JSON, so the error does too."""
+    from moto.core.request import determine_request_protocol
+
+    model = _service_model(service)
+    try:
+        wire = str(determine_request_protocol(model, content_type))
+    except NotImplementedError:
+        wire = str(model.protocol)
+    return "json" if wire == "smithy-rpc-v2-cbor" else wire
+
+
+def render(
+    service: str, error: AwsError, request_id: str, wire: str | None = None
+) -> tuple[dict[str, str], str]:
+    """The response headers and body of `error` in `service`'s protocol (what botocore parses);
+    `wire` is the request's own protocol (`request_protocol`), else the service model's.
+
+    Shapes (AWS's API references, "Common Errors"; botocore's parsers read exactly these):
+    - json (awsJson1.0/1.1): body `{"__type": CODE, "message": MESSAGE}`, header `x-amzn-ErrorType`;
+    - rest-json: header `x-amzn-ErrorType`, body `{"message": MESSAGE}`; Lambda adds `"Type"`, `User`
+      for the caller's fault and `Service` for its own (Lambda API reference, Errors);
+    - query: `<ErrorResponse xmlns=NAMESPACE><Error><Type>Sender|Receiver</Type><Code>...</Code>
+      <Message>...</Message></Error><RequestId>...</RequestId></ErrorResponse>`, the namespace the
+      service model's `xmlNamespace`;
+    - rest-xml (S3): `<Error><Code>...</Code><Message>...</Message><RequestId>...</RequestId><HostId>
+      ...</HostId></Error>` (S3 API reference, "Error responses").
+    """
+    wire = wire or protocol(service)
+    metadata = _service_model(service).metadata
     if wire == "json":
-        version = _service_model(service).metadata.get("jsonVersion", "1.0")
-        headers = {"Content-Type": f"application/x-amz-json-{version}", "x-amzn-RequestId": request_id}
+        version = metadata.get("jsonVersion", "1.0")
+        headers = {
+            "Content-Type": f"application/x-amz-json-{version}",
+            "x-amzn-ErrorType": error.code,
+            "x-amzn-RequestId": request_id,
+        }
         return headers, json.dumps({"__type": error.code, "message": error.message})
     if wire == "rest-json":
         headers = {
@@ -176,16 +209,33 @@ def render(service: str, error: AwsError, request_id: str) -> tuple[dict[str, st
         if service == "lambda":
             body["Type"] = "User" if error.sender else "Service"
         return headers, json.dumps(body)
-    if wire == "query":
+    if wire in ("query", "ec2"):
         fault = "Sender" if error.sender else "Receiver"
+        namespace = str(metadata.get("xmlNamespace", ""))
+        opening = f'<ErrorResponse xmlns="{escape(namespace)}">' if namespace else "<ErrorResponse>"
         text = (
-            f"<ErrorResponse><Error><Type>{fault}</Type><Code>{escape(error.code)}</Code>"
+            f"{opening}<Error><Type>{fault}</Type><Code>{escape(error.code)}</Code>"
             f"<Message>{escape(error.message)}</Message></Error>"
             f"<RequestId>{escape(request_id)}</RequestId></ErrorResponse>"
         )
         return {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, text
-    text = (
-        f"<Error><Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>"
-        f"<RequestId>{escape(request_id)}</RequestId></Error>"
+    return {"Content-Type": "application/xml", "x-amz-request-id": request_id}, s3_error_body(
+        error.code, error.message, request_id
     )
-    return {"Content-Type": "application/xml", "x-amz-request-id": request_id}, text
+
+
+def s3_error_body(code: str, message: str, request_id: str) -> str:
+    """S3's error document (S3 API reference, "Error responses": Code, Message, RequestId, HostId)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<RequestId>{escape(request_id)}</RequestId><HostId>{escape(request_id)}</HostId></Error>"
+    )
+
+
+def reply(
+    service: str, error: AwsError, request_id: str, wire: str | None = None
+) -> tuple[int, dict[str, str], str]:
+    """`render` with the HTTP status in front: what a moto response method returns."""
+    headers, body = render(service, error, request_id, wire)
+    return error.status, headers, body

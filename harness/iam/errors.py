@@ -1,68 +1,41 @@
-"""Error responses shaped as each protocol's, for a refused request (denied, or an unknown key).
+"""IAM's refusals as AWS answers them: the error code and HTTP status of a denial (or of an unknown key)
+in each protocol. The documents themselves are written by harness/aws_errors.py, the one writer of
+AWS error responses (`render`/`reply`), so a denial and an injected fault have the same shape.
 
-Shapes (botocore's parsers read exactly these; AWS's API references, "Common Errors"):
+Codes and statuses (each service's API reference, "Common Errors"):
 - JSON protocols (awsJson1.0/1.1: SageMaker, Step Functions, DynamoDB, CodePipeline, EventBridge, Logs,
-  ECR, CodeBuild): HTTP 400, body `{"__type": CODE, "message": MESSAGE}`, header `x-amzn-ErrorType`;
-- rest-json (Lambda, API Gateway, SageMaker Runtime): HTTP 403, header `x-amzn-ErrorType`, body
-  `{"message": MESSAGE}` (Lambda adds `"Type": "User"`);
-- query protocol (STS, IAM, CloudFormation): HTTP 403, `<ErrorResponse><Error><Type>Sender</Type>
-  <Code>CODE</Code><Message>MESSAGE</Message></Error><RequestId>ID</RequestId></ErrorResponse>`;
-- S3 (rest-xml): HTTP 403, `<Error><Code>AccessDenied</Code><Message>...</Message><RequestId>...
-  </RequestId><HostId>...</HostId></Error>` (S3 API reference, "Error responses").
+  ECR, CodeBuild): `AccessDeniedException`, HTTP 400;
+- rest-json (Lambda, API Gateway, SageMaker Runtime): `AccessDeniedException`, HTTP 403;
+- query protocol (STS, IAM, CloudFormation): `AccessDenied`, HTTP 403;
+- S3 (rest-xml): `AccessDenied`, HTTP 403 (S3 API reference, "Error responses"), raised as `S3Refusal`
+  inside S3's own dispatch.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Final
-from xml.sax.saxutils import escape
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from harness.aws_errors import AwsError, reply, s3_error_body
+
 Reply = tuple[int, dict[str, str], str]
 
-JSON_STATUS: Final = 400
 FORBIDDEN: Final = 403
 
 
-def json_error(code: str, message: str, json_version: str = "1.1") -> Reply:
-    body = json.dumps({"__type": code, "message": message})
-    headers = {
-        "Content-Type": f"application/x-amz-json-{json_version}",
-        "x-amzn-ErrorType": code,
-        "x-amzn-RequestId": str(uuid.uuid4()),  # every AWS answer carries one; SDKs read it
-    }
-    return JSON_STATUS, headers, body
+def is_query(wire: str) -> bool:
+    return wire in ("query", "ec2")
 
 
-def rest_json_error(code: str, message: str) -> Reply:
-    body = json.dumps({"Type": "User", "message": message})
-    headers = {
-        "Content-Type": "application/json",
-        "x-amzn-ErrorType": code,
-        "x-amzn-RequestId": str(uuid.uuid4()),
-    }
-    return FORBIDDEN, headers, body
-
-
-def query_error(code: str, message: str, namespace: str) -> Reply:
-    request_id = str(uuid.uuid4())
-    body = (
-        f'<ErrorResponse xmlns="{escape(namespace)}"><Error><Type>Sender</Type><Code>{escape(code)}</Code>'
-        f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    )
-    return FORBIDDEN, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body
-
-
-def s3_error_body(code: str, message: str) -> str:
-    request_id = uuid.uuid4().hex[:16].upper()
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-        f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
-    )
+def refusal(service: str, wire: str, code: str, message: str, status: int | None = None) -> Reply:
+    """The error answer of a refused request in the request's protocol; the status, when not given,
+    is the protocol's for a denial (400 for JSON protocols, else 403)."""
+    if status is None:
+        status = 400 if wire == "json" else FORBIDDEN
+    return reply(service, AwsError(code, status, message), str(uuid.uuid4()), wire)
 
 
 class S3Refusal(HTTPException):
@@ -77,5 +50,5 @@ class S3Refusal(HTTPException):
         self.message = message
 
     def get_response(self, environ: object | None = None, scope: object | None = None) -> Response:
-        body = s3_error_body(self.error_code, self.message)
+        body = s3_error_body(self.error_code, self.message, uuid.uuid4().hex[:16].upper())
         return Response(body, status=FORBIDDEN, content_type="application/xml")

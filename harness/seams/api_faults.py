@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from moto.core.responses import BaseResponse
 
-from harness.aws_errors import AwsError, render
+from harness.aws_errors import AwsError, render, request_protocol
 from harness.context import current
 
 LOG = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ def injected_response(response: Any) -> tuple[int, dict[str, str], str] | None:
         return None
     error = _with_request_details(error, response)
     request_id = str(uuid.uuid4())
-    headers, body = render(service, error, request_id)
+    headers, body = render(
+        service, error, request_id, request_protocol(service, response.headers.get("Content-Type"))
+    )
     LOG.info("injected fault: %s %s answered %s %s", service, operation, error.status, error.code)
     return error.status, {**headers, "status": str(error.status)}, body
 

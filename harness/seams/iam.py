@@ -9,8 +9,9 @@ dispatch instead, in two places:
 - `BaseResponse.call_action` (every service but S3): the request's signer is resolved
   (harness.iam.principals), the call mapped to its IAM action, resource ARNs and condition keys
   (harness.iam.actions), evaluated (harness.iam.enforcement) and, when denied, answered with
-  the protocol's error document (harness/iam/errors.py: JSON `{"__type": "AccessDeniedException",
-  "message": ...}`, query-protocol `<ErrorResponse><Error><Code>AccessDenied</Code>...`, rest-json with
+  the protocol's error document (harness/iam/errors.py, written by harness/aws_errors.py: JSON
+  `{"__type": "AccessDeniedException", "message": ...}`,
+  query-protocol `<ErrorResponse><Error><Code>AccessDenied</Code>...`, rest-json with
   `x-amzn-ErrorType`). moto's own `self.serialized(ActionResult(exc))` was tried first: it warns (an
   error under pytest's `-W error`) for a code missing from the service's model, as AccessDeniedException
   is from SageMaker's, and gives every error of a model-less code HTTP 400;
@@ -40,11 +41,12 @@ from typing import Any, Final
 
 from moto.core.responses import BaseResponse
 
+from harness.aws_errors import request_protocol
 from harness.context import HarnessContext, current
 from harness.iam.actions import Call, parameters_from_json, requests_for
 from harness.iam.credentials import find_role, trusts
 from harness.iam.enforcement import Denial
-from harness.iam.errors import Reply, S3Refusal, json_error, query_error, rest_json_error
+from harness.iam.errors import Reply, S3Refusal, refusal
 from harness.iam.managed_rules import managed_rules, may_create_managed_rules, refusal_message
 from harness.iam.principals import (
     InvalidSessionToken,
@@ -64,28 +66,11 @@ _installed = False
 
 
 def _protocol(response: BaseResponse) -> str:
-    """The protocol this request speaks: several services list more than one (CodePipeline, CodeBuild
-    and CloudWatch: smithy-rpc-v2-cbor and json), and the SDK picks one, named by the Content-Type."""
-    from moto.core.request import determine_request_protocol
-    from moto.core.utils import get_service_model
-
-    model = get_service_model(response.boto3_service_name)
-    try:
-        protocol = determine_request_protocol(model, response.headers.get("Content-Type"))
-    except NotImplementedError:
-        protocol = str(model.protocol)
-    return "json" if protocol == "smithy-rpc-v2-cbor" else protocol
+    return request_protocol(response.boto3_service_name, response.headers.get("Content-Type"))
 
 
 def _error(response: BaseResponse, protocol: str, code: str, message: str) -> Reply:
-    from moto.core.utils import get_service_model
-
-    metadata = get_service_model(response.boto3_service_name).metadata
-    if protocol == "json":
-        return json_error(code, message, str(metadata.get("jsonVersion", "1.1")))
-    if protocol in ("query", "ec2"):
-        return query_error(code, message, str(metadata.get("xmlNamespace", "")))
-    return rest_json_error(code, message)
+    return refusal(response.boto3_service_name, protocol, code, message)
 
 
 def _parameters(response: BaseResponse, protocol: str) -> dict[str, Any]:
@@ -170,10 +155,7 @@ def _unassumable_role(response: BaseResponse, protocol: str, call: Call) -> Repl
     if trusts(role, wanted[1], service=True):
         return _managed_rule_refusal(call, role_arn)
     code, message = _UNASSUMABLE[call.service]
-    if protocol == "json":
-        return json_error(code, message)
-    _, headers, body = rest_json_error(code, message)
-    return 400, headers, body
+    return refusal(call.service, protocol, code, message, status=400)
 
 
 def _managed_rule_refusal(call: Call, role_arn: str) -> Reply | None:
@@ -184,7 +166,7 @@ def _managed_rule_refusal(call: Call, role_arn: str) -> Reply | None:
     rules = managed_rules(str(call.params["definition"]))
     if not rules or may_create_managed_rules(role_policies(role_arn), rules, call.region, call.account):
         return None
-    return json_error("AccessDeniedException", refusal_message(role_arn))
+    return refusal(call.service, "json", "AccessDeniedException", refusal_message(role_arn))
 
 
 def _untrusted(context: HarnessContext, principal: Principal, role_arn: str) -> Denial | None:
