@@ -27,6 +27,7 @@ EXPECTED = {
     "api-throttled-retried",
     "endpoint-update-rolled-back",
     "lambda-action-raises-retried",
+    "model-server-dies-replaced",
 }
 
 
@@ -63,6 +64,7 @@ def test_the_set_exercises_every_trigger_and_fault(scenario_set: list[LoadedScen
         "lambda_raises",
         "capacity_shortage",
         "api_error",
+        "server_dies",
         "clear",
     }
     assert any(isinstance(step, S3PutStep) for step in steps) and any(isinstance(s, RerunStep) for s in steps)
