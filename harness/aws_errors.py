@@ -18,6 +18,8 @@ Sources, per figure:
   ServiceUnavailableException HTTP 503.
 - DynamoDB Developer Guide, "Error handling with DynamoDB": ProvisionedThroughputExceededException
   and ThrottlingException HTTP 400, InternalServerError HTTP 500, ServiceUnavailable HTTP 503.
+- S3 API Reference, "Error responses", List of error codes: SlowDown HTTP 503, ServiceUnavailable
+  HTTP 503, InternalError HTTP 500 (S3 has no quota error of this kind).
 - SageMaker API Reference, CreateTrainingJob, Errors: ResourceLimitExceeded HTTP 400; the message as
   SageMaker users report it ("The account-level service limit 'ml.p3.2xlarge for training job usage'
   is 0 Instances, ...", e.g. github.com/aws/sagemaker-python-sdk issue 35).
@@ -37,11 +39,12 @@ from botocore.model import ServiceModel
 ErrorKind = Literal["throttling", "unavailable", "internal", "resource_limit_exceeded"]
 ERROR_KINDS: Final = ("throttling", "unavailable", "internal", "resource_limit_exceeded")
 
-# Services whose API calls reach moto's generic request handling (BaseResponse.call_action), where
-# the boundary answers. S3 has its own dispatch in moto and is not covered.
+# Services whose API calls the boundary can answer: moto's generic request handling
+# (BaseResponse.call_action) for all but S3, whose own dispatch is hooked where it authorizes a request.
 SERVICES: Final = frozenset(
     {
         "apigateway",
+        "s3",
         "cloudformation",
         "codebuild",
         "codepipeline",
@@ -123,6 +126,8 @@ def aws_error(service: str, operation: str, kind: ErrorKind) -> AwsError:
         if service != "sagemaker" or not operation.startswith("Create"):
             raise ValueError("resource_limit_exceeded is SageMaker's answer to a Create* call")
         return AwsError("ResourceLimitExceeded", 400, TRAINING_LIMIT_MESSAGE)
+    if service == "s3":
+        return _s3_error(kind)
     if kind == "throttling":
         if service in ("lambda", "apigateway"):
             return AwsError("TooManyRequestsException", 429, "Rate exceeded")
@@ -171,6 +176,17 @@ def request_protocol(service: str, content_type: str | None) -> str:
     except NotImplementedError:
         wire = str(model.protocol)
     return "json" if wire == "smithy-rpc-v2-cbor" else wire
+
+
+def _s3_error(kind: ErrorKind) -> AwsError:
+    """S3 API Reference, "Error responses", List of error codes: SlowDown (503, "Please reduce your
+    request rate."), ServiceUnavailable (503, "Service is unable to handle request."), InternalError
+    (500, "We encountered an internal error. Please try again.")."""
+    if kind == "throttling":
+        return AwsError("SlowDown", 503, "Please reduce your request rate.", sender=False)
+    if kind == "unavailable":
+        return AwsError("ServiceUnavailable", 503, "Service is unable to handle request.", sender=False)
+    return AwsError("InternalError", 500, "We encountered an internal error. Please try again.", sender=False)
 
 
 def render(

@@ -132,6 +132,43 @@ def test_the_sdk_retries_throttling_and_5xx_as_it_does_against_aws(
     assert raised.value.response["Error"]["Code"] == "ServiceUnavailable"
 
 
+@pytest.mark.parametrize(
+    ("operation", "kind", "code", "status"),
+    [
+        ("GetObject", "throttling", "SlowDown", 503),
+        ("PutObject", "unavailable", "ServiceUnavailable", 503),
+        ("ListObjectsV2", "internal", "InternalError", 500),
+    ],
+)
+def test_s3_answers_its_own_error_codes(
+    harness: Harness, board: FaultBoard, operation: str, kind: Any, code: str, status: int
+) -> None:
+    """S3 API Reference, "Error responses", List of error codes: SlowDown ("Please reduce your request
+    rate.", 503), ServiceUnavailable (503), InternalError (500), in S3's XML error document; moto's S3
+    has a dispatch of its own, hooked where it names each request's action."""
+    board.fail_api_calls("s3", operation, aws_error("s3", operation, kind))
+    s3 = _raw_client(harness, "s3")
+    calls = {
+        "GetObject": lambda: s3.get_object(Bucket="api-faults", Key="greet/part.csv"),
+        "PutObject": lambda: s3.put_object(Bucket="api-faults", Key="greet/other.csv", Body=b"x"),
+        "ListObjectsV2": lambda: s3.list_objects_v2(Bucket="api-faults"),
+    }
+    with pytest.raises(ClientError) as raised:
+        calls[operation]()
+    assert raised.value.response["Error"]["Code"] == code
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert calls[operation]()["ResponseMetadata"]["HTTPStatusCode"] == 200  # once only
+
+
+def test_the_sdk_retries_s3_slow_down(harness: Harness, board: FaultBoard) -> None:
+    """AWS SDKs and Tools Reference Guide, "Retry behavior": SlowDown is one of the throttling errors the
+    standard mode retries; a HeadObject (named apart from GetObject by moto) is failed and retried too."""
+    board.fail_api_calls("s3", "HeadObject", aws_error("s3", "HeadObject", "throttling"), 2)
+    standard = Config(retries={"mode": "standard", "total_max_attempts": 3})
+    answer = _raw_client(harness, "s3", standard).head_object(Bucket="api-faults", Key="greet/part.csv")
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 2
+
+
 def test_resource_limit_exceeded_at_create_training_job(harness: Harness, board: FaultBoard) -> None:
     """SageMaker API Reference, CreateTrainingJob, Errors: ResourceLimitExceeded ("You have exceeded an
     SageMaker resource limit", HTTP 400), modeled, so boto3 raises its own class; the message names the

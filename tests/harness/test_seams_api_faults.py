@@ -95,7 +95,8 @@ def test_a_cleared_board_fails_nothing(emulator: EmbeddedEmulator, board: FaultB
     ("service", "operation", "kind", "problem"),
     [
         ("sagemaker", "DescribeEndpoints", "throttling", "no operation 'DescribeEndpoints'"),
-        ("s3", "PutObject", "throttling", "not 's3'"),
+        ("ses", "SendEmail", "throttling", "not 'ses'"),
+        ("s3", "PutObject", "resource_limit_exceeded", "SageMaker's answer"),
         ("stepfunctions", "StartExecution", "resource_limit_exceeded", "SageMaker's answer"),
     ],
 )
