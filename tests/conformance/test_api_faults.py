@@ -360,3 +360,26 @@ def test_a_throttled_find_endpoint_looks_again_instead_of_failing_the_run(
     failures = task_failures(harness, execution["executionArn"])
     assert failures[0]["resource"] == "describeEndpoint" and failures[0]["cause"].startswith("Rate exceeded")
     assert any("Could not find endpoint" in failure["cause"] for failure in failures[1:])
+
+
+def test_a_find_endpoint_that_stays_throttled_fails_the_run_after_ten_looks(
+    harness: Harness, board: FaultBoard, image: str
+) -> None:
+    """The look-again loop above is bounded: a throttle (or a 5xx outage) that does not end fails the
+    run with the last error after 10 looks a minute apart, instead of waiting for ever (an execution
+    may run for a year: Step Functions developer guide, "Step Functions service quotas", Standard
+    workflows' maximum execution time). The endpoint is never created and nothing is left behind."""
+    board.fail_api_calls(
+        "sagemaker", "DescribeEndpoint", aws_error("sagemaker", "DescribeEndpoint", "throttling"), times=40
+    )
+    arn = machine(harness, "deployer-find-throttled-for-ever", deployer_definition())
+    execution = run(harness, arn, "find-throttled-for-ever", _payload(image, "never-created"), timeout=180)
+    assert execution["status"] == "FAILED"
+    failures = task_failures(harness, execution["executionArn"])
+    looks = [f for f in failures if f["resource"] == "describeEndpoint"]
+    assert len(looks) == 10 and all(f["cause"].startswith("Rate exceeded") for f in looks)
+    assert board.api_failures_left("sagemaker", "DescribeEndpoint") == 30
+    board.clear()
+    with pytest.raises(ClientError) as missing:
+        harness.client("sagemaker").describe_endpoint(EndpointName="never-created")
+    assert missing.value.response["Error"]["Code"] == "ValidationException"

@@ -171,6 +171,7 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
         "QualityGate",
         "CreateModel",
         "CreateEndpointConfig",
+        "StartFindingEndpoint",
         "FindEndpoint",
         "EndpointMissing",
         "CreateEndpoint",
@@ -214,6 +215,7 @@ def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
     execution = runner.run(training_result(0.95), endpoint="dtest-sm-updated")
     assert execution["status"] == "SUCCEEDED", execution
     assert execution["path"][7:] == [
+        "StartFindingEndpoint",
         "FindEndpoint",
         "EndpointIdle",
         "UpdateEndpoint",
@@ -294,10 +296,10 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
         f"config of this execution, {name}-config"
     )
     path = execution["path"]
-    assert path[7:10] == ["FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
+    assert path[7:11] == ["StartFindingEndpoint", "FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
     # The poll goes round while the endpoint is Updating, then the update path's clean-up (the endpoint
     # itself is kept: it still serves its previous config).
-    assert set(path[10:-4]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
+    assert set(path[11:-4]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
     assert path[-4:] == ["UpdateRolledBack", "DeleteEndpointConfig", "DeleteModel", "ExecutionFailed"]
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()
