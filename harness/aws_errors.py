@@ -29,12 +29,15 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Final, Literal
 from xml.sax.saxutils import escape
 
 import botocore.session
 from botocore.model import ServiceModel
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 ErrorKind = Literal["throttling", "unavailable", "internal", "resource_limit_exceeded"]
 ERROR_KINDS: Final = ("throttling", "unavailable", "internal", "resource_limit_exceeded")
@@ -247,6 +250,22 @@ def s3_error_body(code: str, message: str, request_id: str) -> str:
         f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
         f"<RequestId>{escape(request_id)}</RequestId><HostId>{escape(request_id)}</HostId></Error>"
     )
+
+
+class S3ErrorResponse(HTTPException):
+    """Raised inside moto's S3 dispatch, which has its own (no `call_action` to answer from): Flask
+    answers it with S3's error document and the error's status (a HEAD request gets the status only,
+    as S3 answers one)."""
+
+    def __init__(self, error: AwsError) -> None:
+        super().__init__(description=error.message)
+        self.code = error.status
+        self.error = error
+
+    def get_response(self, environ: object | None = None, scope: object | None = None) -> Response:
+        request_id = uuid.uuid4().hex[:16].upper()
+        headers, body = render("s3", self.error, request_id)
+        return Response(body, status=self.error.status, headers=headers)
 
 
 def reply(

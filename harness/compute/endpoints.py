@@ -162,7 +162,6 @@ class _Endpoint:
     current: _Replica | None = None
     generation: int = 0  # bumped by create/update/delete so that a stale start does not win
     target: ModelTarget | None = None  # what `current` serves (a replacement instance starts it again)
-    replacing: bool = False  # a replacement instance is being provisioned or started
     failed_pings: int = 0
     replacements: int = 0  # instances replaced so far (reported by `describe`)
 
@@ -365,7 +364,6 @@ class EndpointManager:
                     endpoint.config_name = target.config_name
                     endpoint.failure_reason = None
                     endpoint.failed_pings = 0
-                    endpoint.replacing = False
                 elif updating and endpoint.current is not None:
                     # Rolled back: still serving the previous config, the reason kept (DescribeEndpoint).
                     endpoint.status = "InService"
@@ -399,7 +397,7 @@ class EndpointManager:
                 serving = [
                     (key, endpoint.current)
                     for key, endpoint in self._endpoints.items()
-                    if endpoint.current is not None and not endpoint.replacing
+                    if endpoint.current is not None
                 ]
             for key, replica in serving:
                 problem = self._health_problem(key, replica)
@@ -430,8 +428,7 @@ class EndpointManager:
             endpoint = self._endpoints.get(key)
             if endpoint is None or endpoint.current is not replica or endpoint.target is None:
                 return  # already replaced, updated or deleted
-            endpoint.current = None
-            endpoint.replacing = True
+            endpoint.current = None  # InService without a replica: being replaced
             endpoint.replacements += 1
             generation, target = endpoint.generation, endpoint.target
         LOG.info("endpoint %s: replacing its instance (%s)", key[2], problem)
@@ -464,7 +461,7 @@ class EndpointManager:
                     and endpoint.generation == generation
                 )
                 if installed and endpoint is not None:
-                    endpoint.current, endpoint.replacing, endpoint.failed_pings = replica, False, 0
+                    endpoint.current, endpoint.failed_pings = replica, 0
             if installed:
                 LOG.info("endpoint %s: replacement instance InService", key[2])
                 if replica is not None and self.on_in_service is not None:

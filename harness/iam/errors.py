@@ -16,18 +16,11 @@ from __future__ import annotations
 import uuid
 from typing import Final
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response
-
-from harness.aws_errors import AwsError, reply, s3_error_body
+from harness.aws_errors import AwsError, S3ErrorResponse, reply
 
 Reply = tuple[int, dict[str, str], str]
 
 FORBIDDEN: Final = 403
-
-
-def is_query(wire: str) -> bool:
-    return wire in ("query", "ec2")
 
 
 def refusal(service: str, wire: str, code: str, message: str, status: int | None = None) -> Reply:
@@ -38,17 +31,8 @@ def refusal(service: str, wire: str, code: str, message: str, status: int | None
     return reply(service, AwsError(code, status, message), str(uuid.uuid4()), wire)
 
 
-class S3Refusal(HTTPException):
-    """Raised inside S3's dispatch: Flask answers it with S3's 403 error document (a HEAD gets no body,
-    as S3 answers a refused HeadObject: 403 Forbidden only)."""
-
-    code = FORBIDDEN
+class S3Refusal(S3ErrorResponse):
+    """A refusal raised inside S3's dispatch: S3's 403 error document (harness.aws_errors)."""
 
     def __init__(self, error_code: str, message: str) -> None:
-        super().__init__(description=message)
-        self.error_code = error_code
-        self.message = message
-
-    def get_response(self, environ: object | None = None, scope: object | None = None) -> Response:
-        body = s3_error_body(self.error_code, self.message, uuid.uuid4().hex[:16].upper())
-        return Response(body, status=FORBIDDEN, content_type="application/xml")
+        super().__init__(AwsError(error_code, FORBIDDEN, message))

@@ -15,7 +15,7 @@ moto's handling is untouched.
 How: wraps `moto.core.responses.BaseResponse.call_action`, which every service handler but S3's
 runs for each request, once it knows the service and the operation; for S3, the hook its own dispatch
 calls once it has named a request's action (`S3Response._authenticate_and_authorize_s3_action`), where
-a fault raises `S3Fault` (S3's XML error document: SlowDown, ServiceUnavailable, InternalError).
+a fault raises `S3ErrorResponse` (S3's XML error document: SlowDown, ServiceUnavailable, InternalError).
 The wrapper calls whatever
 `call_action` was installed before it (another seam's wrapper included, e.g. an IAM check), so the
 wrappers compose in either order.
@@ -31,10 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from moto.core.responses import BaseResponse
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response
 
-from harness.aws_errors import AwsError, render, request_protocol
+from harness.aws_errors import AwsError, S3ErrorResponse, render, request_protocol
 from harness.context import current
 
 LOG = logging.getLogger(__name__)
@@ -79,21 +77,6 @@ def _with_request_details(error: AwsError, response: Any) -> AwsError:
     return AwsError(error.code, error.status, error.message.format(instance_type=instance_type), error.sender)
 
 
-class S3Fault(HTTPException):
-    """Raised inside S3's dispatch: Flask answers it with S3's error document and the error's status
-    (a HEAD request gets the status only, as S3 answers one)."""
-
-    def __init__(self, error: AwsError) -> None:
-        super().__init__(description=error.message)
-        self.code = error.status
-        self.error = error
-
-    def get_response(self, environ: object | None = None, scope: object | None = None) -> Response:
-        request_id = uuid.uuid4().hex[:16].upper()
-        headers, body = render("s3", self.error, request_id)
-        return Response(body, status=self.error.status, headers=headers)
-
-
 def s3_operation(moto_action: str, method: str, headers: Mapping[str, str], query: Mapping[str, Any]) -> str:
     """The S3 API operation of a request moto's S3 dispatch named `moto_action` (ACTION_MAP's names
     are mostly the operations' own; HEAD of an object, a copy and a bucket GET are named apart)."""
@@ -123,7 +106,7 @@ def _install_s3() -> None:
             error = context.faults.api_failure("s3", operation)
             if error is not None:
                 LOG.info("injected fault: s3 %s answered %s %s", operation, error.status, error.code)
-                raise S3Fault(error)
+                raise S3ErrorResponse(error)
         previous(self, bucket_name=bucket_name, key_name=key_name)
 
     setattr(authorize, _MARKER, True)
