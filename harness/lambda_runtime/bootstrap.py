@@ -3,12 +3,13 @@
 Started by `harness.lambda_runtime.runtime` as `python -I bootstrap.py` (isolated: no user site, no
 script directory on sys.path) with the function's environment, its task root as the working directory,
 and a control pipe (fd number in `_HARNESS_CONTROL_FD`). It loops, as AWS's runtime does in a warm
-sandbox: it reads one request per line on stdin (`{"request_id", "deadline_ms", "invoked_arn",
-"event_file", "result_file", "log_file"}`), points its stdout/stderr at the request's log file, runs the
-handler with a context object shaped like AWS's Python runtime's, writes one JSON document to the
-result file (`{"ok": true, "payload": "<json text>"}` or `{"ok": false, "error": {...}}`) and answers
-`done` (or `retire`, after an init error: AWS discards such a sandbox) on the control pipe. Stdin at EOF
-(the parent is gone) ends it. Module state persists between invokes of one worker, as on AWS.
+sandbox: it reads one request per line on stdin (`{"request_id", "deadline_ms", "invoked_arn", "event",
+"log_file", "inject_error"}`, the event inline), points its stdout/stderr at the log file (the worker's
+own, emptied for each request), runs the handler with a context object shaped like AWS's Python
+runtime's and answers one line on the control pipe: `done <result>` (or `retire <result>`, after an
+init error: AWS discards such a sandbox), the result a JSON document (`{"ok": true, "payload": "<json
+text>"}` or `{"ok": false, "error": {...}}`). Stdin at EOF (the parent is gone) ends it. Module state
+persists between invokes of one worker, as on AWS.
 
 The handler is imported at start (AWS's init phase), then `ready` goes to the control pipe. Only the
 task root and the interpreter's third-party packages are importable: editable installs (this project's
@@ -96,15 +97,14 @@ def _hide_editable_installs() -> None:
 def _redirect_output(path: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
 
 
 def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
-    with open(request["event_file"], encoding="utf-8") as handle:
-        event = json.load(handle)
+    event = request["event"]
     try:
         if request.get("inject_error"):  # an injected fault (harness/faults.py): fail where the handler runs
             raise RuntimeError(request["inject_error"])
@@ -122,6 +122,13 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
         error = _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
         print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", file=sys.stderr)
         return {"ok": False, "error": error}
+
+
+def _answer(control: int, status: str, result: dict[str, Any]) -> None:
+    """One line on the control pipe: the status word, a space, the result as JSON (which has no newline)."""
+    line = memoryview(f"{status} {json.dumps(result)}\n".encode())
+    while line:
+        line = line[os.write(control, line) :]
 
 
 def main() -> int:
@@ -150,9 +157,7 @@ def main() -> int:
             result = _invoke(handler, request)
         sys.stdout.flush()
         sys.stderr.flush()
-        with open(request["result_file"], "w", encoding="utf-8") as handle:
-            json.dump(result, handle)
-        os.write(control, b"retire\n" if retire else b"done\n")
+        _answer(control, "retire" if retire else "done", result)
         if retire:
             return 0
     return 0

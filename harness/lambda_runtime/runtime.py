@@ -151,21 +151,22 @@ class _Worker:
         self.process.stdin.flush()
 
     def wait(self, timeout_s: float) -> str | None:
-        """The worker's answer ("done", "retire"), "" when it died, None when `timeout_s` passed."""
+        """The worker's answer line ("ready", "done <result>", "retire <result>"), "" when it died,
+        None when `timeout_s` passed."""
         deadline = time.monotonic() + timeout_s
-        answer = b""
-        while not answer.endswith(b"\n"):
+        chunks: list[bytes] = []
+        while not chunks or not chunks[-1].endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             readable, _, _ = select.select([self.control], [], [], left)
             if not readable:
                 return None
-            chunk = os.read(self.control, 64)
+            chunk = os.read(self.control, 1 << 16)
             if not chunk:
                 return ""
-            answer += chunk
-        return answer.decode("ascii").strip()
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8").rstrip("\n")
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -383,44 +384,37 @@ class LambdaRuntime:
                 init_ms,
             )
         started = time.time()
-        with tempfile.TemporaryDirectory(prefix="mlops-lambda-invoke-") as work:
-            files = {name: str(Path(work) / name) for name in ("event.json", "result.json", "output.log")}
-            Path(files["event.json"]).write_text(json.dumps(event), encoding="utf-8")
-            request = {
-                "request_id": request_id,
-                "deadline_ms": int((started + spec.timeout_s) * 1000),
-                "invoked_arn": invoked_arn or spec.arn,
-                "event_file": files["event.json"],
-                "result_file": files["result.json"],
-                "log_file": files["output.log"],
-                "inject_error": self._error_for(spec.name) if self._error_for is not None else None,
-            }
-            try:
-                worker.send(request)
-                answer = worker.wait(max(0.0, started + spec.timeout_s - time.time()))
-            except (BrokenPipeError, OSError):
-                answer = ""
-            if answer in ("done", "retire"):
-                result = json.loads(Path(files["result.json"]).read_text(encoding="utf-8"))
-                if answer == "done":
-                    self._release(worker)
-                else:
-                    self._discard(worker)
-                if result["ok"]:
-                    payload, function_error, extra = str(result["payload"]).encode("utf-8"), None, ""
-                else:
-                    payload, function_error, extra = (
-                        json.dumps(result["error"]).encode("utf-8"),
-                        "Unhandled",
-                        "",
-                    )
+        log_path = worker.home / "invocation.log"
+        request = {
+            "request_id": request_id,
+            "deadline_ms": int((started + spec.timeout_s) * 1000),
+            "invoked_arn": invoked_arn or spec.arn,
+            "event": event,
+            "log_file": str(log_path),
+            "inject_error": self._error_for(spec.name) if self._error_for is not None else None,
+        }
+        try:
+            worker.send(request)
+            answer = worker.wait(max(0.0, started + spec.timeout_s - time.time()))
+        except (BrokenPipeError, OSError):
+            answer = ""
+        # Read before the worker is released (its next request empties the file) or discarded (its
+        # folder is removed).
+        handler_log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+        status, _, result_text = (answer or "").partition(" ")
+        if status in ("done", "retire"):
+            result = json.loads(result_text)
+            if status == "done":
+                self._release(worker)
             else:
-                payload, function_error, extra = self._lost(
-                    spec, request_id, worker, timed_out=answer is None
-                )
                 self._discard(worker)
-            log_path = Path(files["output.log"])
-            handler_log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+            if result["ok"]:
+                payload, function_error, extra = str(result["payload"]).encode("utf-8"), None, ""
+            else:
+                payload, function_error, extra = json.dumps(result["error"]).encode("utf-8"), "Unhandled", ""
+        else:
+            payload, function_error, extra = self._lost(spec, request_id, worker, timed_out=answer is None)
+            self._discard(worker)
         log = init_log + handler_log + extra
         return self._record(
             spec, request_id, event, payload, function_error, log, worker.stream, started, init_ms

@@ -37,6 +37,8 @@ def handler(event, context):
         return {"value": object()}
     if action == "count":
         return {"invokes": INVOKES, "pid": os.getpid()}
+    if action == "big":
+        return {"blob": event["blob"], "length": len(event["blob"])}
     if action == "import_project":
         try:
             import harness
@@ -190,6 +192,21 @@ def test_logs_are_kept_per_function_and_request(runtime: LambdaRuntime, code: by
     assert base64.b64decode(first.log_tail_base64).decode() == first.log
     with pytest.raises(KeyError):
         runtime.invocation("no-such-request")
+
+
+def test_large_events_and_results_pass_whole_and_each_log_is_its_own(
+    runtime: LambdaRuntime, code: bytes
+) -> None:
+    """An event and a result near Lambda's 6 MB synchronous limit (non-ASCII too) reach the handler and
+    come back whole; a warm worker's next invocation logs only its own lines."""
+    blob = "é" * 2_000_000 + "x" * 1_000_000  # 3 million characters, 5 MB as UTF-8
+    first = runtime.invoke(spec(code), {"action": "big", "blob": blob})
+    assert first.function_error is None
+    assert json.loads(first.payload) == {"blob": blob, "length": len(blob)}
+    second = runtime.invoke(spec(code), {"action": "echo", "n": 2})
+    assert not second.cold_start
+    assert '"action": "big"' in first.log
+    assert '"action": "big"' not in second.log and 'got {"action": "echo", "n": 2}' in second.log
 
 
 def test_code_is_unpacked_once_per_sha(runtime: LambdaRuntime, code: bytes) -> None:
