@@ -18,21 +18,21 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class Example:
+class LabelledQuery:
     query: str
     intent: str
 
 
-def read_csv(path: Path) -> list[Example]:
+def read_csv(path: Path) -> list[LabelledQuery]:
     """Reads a `Query,Intent` CSV file (the header is required)."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"Query", "Intent"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: expected a CSV header with Query and Intent, got {reader.fieldnames}")
-        return [Example(row["Query"], row["Intent"]) for row in reader]
+        return [LabelledQuery(row["Query"], row["Intent"]) for row in reader]
 
 
-def write_csv(path: Path, examples: Iterable[Example]) -> Path:
+def write_csv(path: Path, examples: Iterable[LabelledQuery]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -50,7 +50,7 @@ def clinc10_intents(clinc_dir: Path = CLINC150_DIR) -> list[str]:
 
 def clinc150_split(
     split: str, intents: Sequence[str] | None = None, clinc_dir: Path = CLINC150_DIR
-) -> list[Example]:
+) -> list[LabelledQuery]:
     """One split of CLINC150 (`train`, `val` or `test`), restricted to `intents` when given."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")

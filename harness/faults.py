@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from harness.aws_errors import AwsError, check_call
-from harness.compute.runtime import (
+from harness.compute.container_runtime import (
     ContainerProcess,
     ContainerRuntime,
     PythonProgram,
@@ -95,7 +95,8 @@ while True:
 
 
 class Stoppable(Protocol):
-    """What `serving_started` needs of a serving container (harness.compute.runtime.ContainerProcess)."""
+    """What `serving_started` needs of a serving container
+    (harness.compute.container_runtime.ContainerProcess)."""
 
     def terminate(self) -> None: ...
 

@@ -11,7 +11,7 @@
 5. `harness.run_report`: the run's report folder.
 
 Around it: `harness.flow_model` (options, errors, outcome), `harness.inputs`, `harness.api_client`,
-`harness.model_registry`, `harness.log_follower`; the terminal text is `mlops.flow`'s.
+`harness.model_registry`, `harness.log_follower`; the terminal text is `mlops.run_commands`'s.
 
 Knobs: the `FlowOptions` fields (harness/flow_model.py, each documented there), each an `mlops run`
 option: runtime, time scale, Lambda poll seconds, approval mode, API batch size, training cache.
@@ -34,7 +34,7 @@ from harness import datasets, model_registry
 from harness.api_client import ApiClient, ask
 from harness.compute.training_cache import default_cache_root
 from harness.control import ControlChannel
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from harness.flow_model import (
     API_STAGE,
     SETUP_STAGE,
@@ -144,7 +144,7 @@ class LocalFlow:
         return self.aws
 
     # -- steps ---------------------------------------------------------------------------------------
-    def put_data(self, examples: Iterable[Example], key: str | None = None) -> DataObject:
+    def put_data(self, examples: Iterable[LabelledQuery], key: str | None = None) -> DataObject:
         """The training CSV under the data prefix (default key `<DataPrefix>train.csv`)."""
         self.data = self.stack.put_training_data(examples, key)
         return self.data

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness import datasets
 from harness.compute.docker import DockerRuntime
 from harness.compute.runtimes import BASE_IMAGE, choose_runtime, docker_ready
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from harness.flow_model import SETUP_STAGE, FlowError, Query
 
 
@@ -30,7 +30,7 @@ def resolve_runtime(name: str) -> str:
 
 def training_and_queries(
     data: Path | None, queries: Path | None, samples: int
-) -> tuple[list[Example], list[Query]]:
+) -> tuple[list[LabelledQuery], list[Query]]:
     """The training rows and the sample queries. Without `queries`, a few rows are held out: from
     CLINC150's test split for the default data, else taken out of the given data (one per intent, for
     as many intents as `samples`), so the model never trained on them."""
@@ -51,8 +51,8 @@ def training_and_queries(
     return training, [Query(example.query, example.intent) for example in held_out]
 
 
-def _one_per_intent(pool: Sequence[Example], count: int) -> list[Example]:
-    chosen: dict[str, Example] = {}
+def _one_per_intent(pool: Sequence[LabelledQuery], count: int) -> list[LabelledQuery]:
+    chosen: dict[str, LabelledQuery] = {}
     for example in pool:
         if example.intent not in chosen:
             chosen[example.intent] = example

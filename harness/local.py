@@ -67,7 +67,7 @@ from harness.compute.process import ProcessRuntime
 from harness.compute.runtimes import BASE_IMAGE
 from harness.compute.training_cache import TrainingCache, cache_home, reused_from
 from harness.context import HarnessContext
-from harness.datasets import Example, read_csv
+from harness.datasets import LabelledQuery, read_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator, ExternalEmulator, client_config
 from harness.faults import FaultBoard
 from harness.gateway import ApiGateway
@@ -266,7 +266,7 @@ class ApiAccess:
     stage: str
 
 
-def csv_bytes(examples: Iterable[Example]) -> bytes:
+def csv_bytes(examples: Iterable[LabelledQuery]) -> bytes:
     """Training data in the container's format: CSV with the header `Query,Intent`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -560,7 +560,7 @@ class LocalAws:
         return DockerImageBuild(self._registry, self.client("ecr"), base_image=BASE_IMAGE)
 
     # -- data and images -----------------------------------------------------------------------------
-    def put_training_data(self, data: Iterable[Example] | Path, key: str | None = None) -> DataObject:
+    def put_training_data(self, data: Iterable[LabelledQuery] | Path, key: str | None = None) -> DataObject:
         """Writes `data` (examples, or a `Query,Intent` CSV file, checked by reading it) as a CSV to the
         data bucket at `key` (default: `train.csv` under the data prefix, which starts a training run
         through the S3 -> EventBridge path)."""

@@ -9,8 +9,7 @@ import typer
 
 from deployer import cli as deployer_cli
 from harness.scenarios.cli import SCENARIO_LIST_HELP, SCENARIO_RUN_HELP, scenario_list, scenario_run
-from mlops import demo
-from mlops import flow as local_flow
+from mlops import demo, run_commands
 
 app = typer.Typer(
     name="mlops",
@@ -20,11 +19,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.command("run")(local_flow.run)
-app.command("up")(local_flow.up)
-app.command("approve")(local_flow.approve)
-app.command("reject")(local_flow.reject)
-app.add_typer(local_flow.trigger_app, name="trigger")
+app.command("run")(run_commands.run)
+app.command("up")(run_commands.up)
+app.command("approve")(run_commands.approve)
+app.command("reject")(run_commands.reject)
+app.add_typer(run_commands.trigger_app, name="trigger")
 app.command("demo", help=demo.demo.__doc__)(demo.demo)
 app.command("plan")(deployer_cli.plan)
 app.command("deploy")(deployer_cli.deploy)

@@ -38,9 +38,7 @@ def _prepare_opt_ml(root: Path, intents: list[str]) -> None:
     (config / "inputdataconfig.json").write_text(
         json.dumps({name: {"ContentType": "text/csv"} for name in ("training", "validation")})
     )
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     datasets.write_csv(root / "input/data/training/train.csv", datasets.clinc150_split("train", intents))
     datasets.write_csv(root / "input/data/validation/val.csv", datasets.clinc150_split("val", intents))
 

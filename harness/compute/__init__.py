@@ -1,6 +1,6 @@
 """The compute plane: what really runs the work that the emulator only records.
 
-- runtime.py: the container runtime interface;
+- container_runtime.py: the container runtime interface;
 - docker.py, process.py: the two runtimes; runtimes.py: their explicit table (`docker`, `process`, `auto`);
 - training.py: SageMaker training jobs (download channels, run `train`, upload the model);
 - endpoints.py: SageMaker endpoints (`serve` behind a name, zero-drop updates, invocations);

@@ -18,7 +18,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from harness.compute.runtime import (
+from harness.compute.container_runtime import (
     CONTAINER_PORT,
     ContainerProcess,
     ContainerRuntime,

@@ -51,8 +51,8 @@ from typing import Any
 import requests
 import requests.adapters
 
+from harness.compute.container_runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
-from harness.compute.runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.s3io import S3Uri, download_and_unpack
 from harness.service_roles import SAGEMAKER, SAGEMAKER_SESSION, ServiceRoles
 

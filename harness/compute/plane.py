@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from harness.compute.container_runtime import ContainerProcess, ContainerRuntime
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
-from harness.compute.runtime import ContainerProcess, ContainerRuntime
 from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache

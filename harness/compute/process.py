@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from harness.compute.runtime import (
+from harness.compute.container_runtime import (
     BASE_DIR_ENV,
     BIND_PORT_ENV,
     ContainerProcess,

@@ -1,7 +1,7 @@
 """The explicit table of container runtimes, and the choice of one by name.
 
 `docker` (harness/compute/docker.py) and `process` (harness/compute/process.py) implement
-`harness.compute.runtime.ContainerRuntime`. `auto` (the one meaning of it in the project) picks
+`harness.compute.container_runtime.ContainerRuntime`. `auto` (the one meaning of it in the project) picks
 `docker` when an engine answers and holds the offline base image the project's image is built from
 (`BASE_IMAGE`), else `process`.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from harness.compute.container_runtime import ContainerRuntime, ImageNotFound, RuntimeUnavailable
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
-from harness.compute.runtime import ContainerRuntime, ImageNotFound, RuntimeUnavailable
 
 # The offline base image the Docker build starts from (scripts/docker-engine.sh builds it).
 BASE_IMAGE: Final = "mlops-base:bookworm"

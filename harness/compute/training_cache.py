@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compute.runtime import (
+from harness.compute.container_runtime import (
     ContainerProcess,
     ContainerRuntime,
     PythonProgram,

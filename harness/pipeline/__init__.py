@@ -11,7 +11,7 @@ explicit table keyed by (category, provider):
 - Build (CodeBuild): the project's buildspec runs for real, phases and all, with CodeBuild's
   environment; its exported variables and artifacts are the action's. The image is built by Docker
   and pushed to a local registry recorded in the emulator's ECR, or, with the process runtime, is the
-  source tree addressed by its content hash.   `build.py`, `buildspec.py`, `images.py`, `registry.py`
+  source tree addressed by its content hash.   `build.py`, `buildspec.py`, `images.py`, `image_registry.py`
 - Invoke (Lambda): a CodePipeline job on the emulator's job API, the job event to the function,
   continuation tokens followed until PutJobSuccessResult / PutJobFailureResult.   `lambda_action.py`
 - Approval (Manual): a policy per run: auto, prompt, wait (another process decides through an
@@ -79,6 +79,7 @@ from harness.pipeline.definition import (
     codebuild_project_from_api,
     pipeline_from_api,
 )
+from harness.pipeline.image_registry import LocalRegistry, RegistryError, record_in_ecr
 from harness.pipeline.images import DockerImageBuild, ProcessImageBuild
 from harness.pipeline.lambda_action import (
     EmulatorJobBoard,
@@ -102,7 +103,6 @@ from harness.pipeline.model import (
     StageResult,
 )
 from harness.pipeline.progress import ProgressPrinter
-from harness.pipeline.registry import LocalRegistry, RegistryError, record_in_ecr
 from harness.pipeline.runner import PipelineRunner
 from harness.pipeline.source import GitError, git_source_action, snapshot_commit
 from harness.pipeline.state import pipeline_state, state_listener

@@ -30,8 +30,8 @@ from typing import Any
 
 from harness.pipeline import docker_standin
 from harness.pipeline.docker_standin import STATE_ENV
+from harness.pipeline.image_registry import LocalRegistry, record_in_ecr
 from harness.pipeline.model import ActionFailed
-from harness.pipeline.registry import LocalRegistry, record_in_ecr
 
 # The buildspec's exported variables this module reads (deployer/buildspec.yml).
 IMAGE_URI = "IMAGE_URI"

@@ -54,7 +54,7 @@ from deployer.asl import transitions
 from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
 from harness.aws_errors import aws_error
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from harness.emulator import ACCOUNT_ID, REGION
 from harness.flow import LocalFlow
 from harness.flow_model import FlowOptions
@@ -174,7 +174,7 @@ def commit_changes(
     return git(root, "rev-parse", "HEAD")
 
 
-def training_examples(data: str | Path) -> list[Example]:
+def training_examples(data: str | Path) -> list[LabelledQuery]:
     """The scenario's training rows: CLINC150's train split (all intents or the clinc10 subset), or a CSV."""
     if data == "clinc10":
         return datasets.clinc150_split("train", datasets.clinc10_intents())

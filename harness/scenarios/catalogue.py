@@ -18,7 +18,7 @@ from harness.scenarios.schema import (
     FAULT_MODELS,
     HTTP_PREDICATES,
     ApiRequests,
-    ApprovalDecision,
+    ApprovalChoice,
     CommitTrigger,
     EndpointExpectation,
     ExecutionExpectation,
@@ -28,10 +28,10 @@ from harness.scenarios.schema import (
     RegistryExpectation,
     RerunTrigger,
     S3PutTrigger,
-    Settings,
+    ScenarioSettings,
     TimeExpectation,
-    WaitApproval,
     WaitExecution,
+    WaitForApproval,
     WaitPipeline,
 )
 
@@ -39,13 +39,13 @@ STEPS: dict[str, type[BaseModel]] = {
     "commit": CommitTrigger,
     "s3_put": S3PutTrigger,
     "rerun": RerunTrigger,
-    "approval": ApprovalDecision,
+    "approval": ApprovalChoice,
     "requests": ApiRequests,
 }
 WAITS: dict[str, type[BaseModel]] = {
     "pipeline": WaitPipeline,
     "execution": WaitExecution,
-    "approval": WaitApproval,
+    "approval": WaitForApproval,
 }
 EXPECTATIONS: dict[str, type[BaseModel]] = {
     "pipeline": PipelineExpectation,
@@ -61,7 +61,7 @@ def describe_catalogue() -> str:
     """A plain-text listing of settings, triggers and actions, faults, waits, expectations and predicates."""
     sections = [
         "SETTINGS (settings:)",
-        *_fields(Settings, indent=2),
+        *_fields(ScenarioSettings, indent=2),
         "",
         "STEPS (steps: a list; each step has exactly one of these keys, plus optional `name:` and `expect:`)",
         *_entries(STEPS),

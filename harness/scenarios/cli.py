@@ -25,8 +25,8 @@ from rich.table import Table
 from harness.scenarios.binding import HarnessNotWired, resolve_harness_factory
 from harness.scenarios.catalogue import describe_catalogue
 from harness.scenarios.loader import LoadedScenario, ScenarioLoadError, load_all
-from harness.scenarios.report import print_report, write_junit
-from harness.scenarios.runner import RunOptions, ScenarioResult, ScenarioRunner
+from harness.scenarios.replay import RunOptions, ScenarioResult, ScenarioRunner
+from harness.scenarios.results import print_report, write_junit
 from harness.scenarios.shard import Shard
 
 DEFAULT_PATHS = [Path("scenarios")]

@@ -18,8 +18,8 @@ import pytest
 
 from harness.scenarios.binding import HarnessNotWired, resolve_harness_factory
 from harness.scenarios.loader import SCENARIO_SUFFIXES, LoadedScenario, ScenarioLoadError, load_scenario
-from harness.scenarios.report import failure_details
-from harness.scenarios.runner import RunOptions, ScenarioResult, ScenarioRunner
+from harness.scenarios.replay import RunOptions, ScenarioResult, ScenarioRunner
+from harness.scenarios.results import failure_details
 
 RUNTIME_OPTION = "--scenario-runtime"
 HARNESS_OPTION = "--scenario-harness"

@@ -122,7 +122,7 @@ def keyed_union_tag(kinds: Sequence[str]) -> Callable[[Any], str | None]:
 # ---------------------------------------------------------------------------------------------- settings
 
 
-class Hyperparameters(Strict):
+class HyperparameterValues(Strict):
     """The training container's hyperparameters (container/byoc/hyperparameters.py), with its ranges."""
 
     model_preset: Literal["tiny", "125m"] | None = None
@@ -152,7 +152,7 @@ def _resolve_existing(value: str, info: ValidationInfo, what: str) -> str:
     return str(path)
 
 
-class Settings(Strict):
+class ScenarioSettings(Strict):
     """How the harness is set up for the scenario."""
 
     runtime: Literal["docker", "process", "auto"] = Field(
@@ -163,8 +163,8 @@ class Settings(Strict):
         default="clinc10",
         description="training data: `clinc10`, `clinc150`, or a `Query,Intent` CSV path relative to the file",
     )
-    hyperparameters: Hyperparameters = Field(
-        default_factory=Hyperparameters, description="the container's hyperparameters for the first run"
+    hyperparameters: HyperparameterValues = Field(
+        default_factory=HyperparameterValues, description="the container's hyperparameters for the first run"
     )
     quality_threshold: Annotated[float, Field(ge=0, le=1)] | None = Field(
         default=None, description="the quality gate's minimum accuracy (the deployed default when absent)"
@@ -399,8 +399,8 @@ class CommitTrigger(Strict):
 
     message: str = "scenario commit"
     files: dict[str, str] = Field(default_factory=dict, description="repository path -> new content")
-    hyperparameters: Hyperparameters = Field(
-        default_factory=Hyperparameters, description="hyperparameter changes carried by the commit"
+    hyperparameters: HyperparameterValues = Field(
+        default_factory=HyperparameterValues, description="hyperparameter changes carried by the commit"
     )
 
     @field_validator("files")
@@ -444,7 +444,7 @@ class RerunTrigger(Strict):
     """The pipeline runs again on the current commit (CodePipeline's "Release change"); takes no fields."""
 
 
-class ApprovalDecision(Strict):
+class ApprovalChoice(Strict):
     """The decision on the pipeline's waiting manual approval."""
 
     decision: Literal["approve", "reject"]
@@ -622,7 +622,7 @@ class WaitExecution(WaitBase):
     which: Literal["latest", "all"] = "latest"
 
 
-class WaitApproval(WaitBase):
+class WaitForApproval(WaitBase):
     """Until the pipeline waits on its manual approval."""
 
     approval: Literal["pending"]
@@ -632,7 +632,7 @@ WAIT_KINDS: Final = ("pipeline", "execution", "approval")
 Wait = Annotated[
     Annotated[WaitPipeline, Tag(union_tag("pipeline"))]
     | Annotated[WaitExecution, Tag(union_tag("execution"))]
-    | Annotated[WaitApproval, Tag(union_tag("approval"))],
+    | Annotated[WaitForApproval, Tag(union_tag("approval"))],
     Discriminator(keyed_union_tag(WAIT_KINDS)),
     BeforeValidator(keyed_union_validator(WAIT_KINDS, "a wait")),
 ]
@@ -656,7 +656,7 @@ class RerunStep(StepBase):
 
 
 class ApprovalStep(StepBase):
-    approval: ApprovalDecision
+    approval: ApprovalChoice
 
 
 class RequestsStep(StepBase):
@@ -710,7 +710,7 @@ class Scenario(Strict):
 
     name: Annotated[str, Field(pattern=STEP_NAME_PATTERN, max_length=80)]
     description: Annotated[str, Field(min_length=1)]
-    settings: Settings = Field(default_factory=Settings)
+    settings: ScenarioSettings = Field(default_factory=ScenarioSettings)
     steps: Annotated[list[Step], Field(min_length=1)]
 
     @model_validator(mode="after")

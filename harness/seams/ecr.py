@@ -1,7 +1,7 @@
 """Seam: ECR's PutImage records the digest real ECR gives an image (sha256 of its manifest bytes).
 
 Why: the Build stage pushes an image to the local registry and records its manifest in the emulator's
-ECR (`harness.pipeline.registry.record_in_ecr`); the image URI the training job runs is
+ECR (`harness.pipeline.image_registry.record_in_ecr`); the image URI the training job runs is
 `<repository>@sha256:<hex of the manifest>`, as a registry and ECR name it. moto 5.2.5's
 `ecr.models.Image` instead derives `imageDigest` from the layer digests (or a random number), so
 `describe_images` would show a digest nothing else knows. This seam wraps

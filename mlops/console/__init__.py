@@ -2,7 +2,7 @@
 
 `aws.py` reads through the AWS APIs only; `app.py` has the pages and endpoints; `security.py` the
 guard (loopback, a per-stack token, same-origin POSTs, body limits); `server.py` serves it with
-uvicorn. `mlops up --open` and `mlops run --console` start it (mlops/flow.py).
+uvicorn. `mlops up --open` and `mlops run --console` start it (mlops/run_commands.py).
 """
 
 from mlops.console.server import ConsoleServer

@@ -143,9 +143,7 @@ def test_an_instance_whose_container_dies_is_replaced_and_the_endpoint_stays_in_
     assert wait_endpoint(harness, "replaced")["EndpointStatus"] == "InService"
     key = ("123456789012", "us-east-1", "replaced")
     for death in (1, 2):
-        (process,) = [
-            p for p in harness.plane.endpoints.serving_processes() if "replaced" in str(p.log_path)
-        ]
+        (process,) = [p for p in harness.plane.endpoints.serving_processes() if "replaced" in str(p.log_path)]
         process.terminate()
         process.wait()
         answers: set[str] = set()

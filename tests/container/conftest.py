@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import Example, clinc10_intents, clinc150_split, write_csv
+from harness.datasets import LabelledQuery, clinc10_intents, clinc150_split, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO_ROOT / "container" / "train"
@@ -21,8 +21,8 @@ TRAIN_SCRIPT = REPO_ROOT / "container" / "train"
 
 def make_opt_ml(
     root: Path,
-    train: list[Example],
-    validation: list[Example] | None = None,
+    train: list[LabelledQuery],
+    validation: list[LabelledQuery] | None = None,
     hyperparameters: Mapping[str, str] | None = None,
 ) -> Path:
     """A SageMaker `/opt/ml` tree under `root`: config files and the data channels."""
@@ -66,7 +66,7 @@ class TrainedModel:
 
 
 @pytest.fixture(scope="session")
-def clinc10() -> tuple[list[Example], list[Example], list[Example]]:
+def clinc10() -> tuple[list[LabelledQuery], list[LabelledQuery], list[LabelledQuery]]:
     """CLINC150's train, val and test splits restricted to the 10-intent subset."""
     intents = clinc10_intents()
     return clinc150_split("train", intents), clinc150_split("val", intents), clinc150_split("test", intents)
@@ -74,7 +74,8 @@ def clinc10() -> tuple[list[Example], list[Example], list[Example]]:
 
 @pytest.fixture(scope="session")
 def trained_model(
-    tmp_path_factory: pytest.TempPathFactory, clinc10: tuple[list[Example], list[Example], list[Example]]
+    tmp_path_factory: pytest.TempPathFactory,
+    clinc10: tuple[list[LabelledQuery], list[LabelledQuery], list[LabelledQuery]],
 ) -> TrainedModel:
     """The tiny preset trained once with its default hyperparameters on clinc10 (val split held out)."""
     train, val, _ = clinc10

@@ -17,7 +17,7 @@ from byoc.onnx_inference import OnnxPredictor
 from byoc.predictor import load_predictor, resolve_backend
 from byoc.torch_inference import TorchPredictor, greedy_generate
 
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from tests.container.conftest import REPO_ROOT, TrainedModel
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def torch_predictor(trained_model: TrainedModel) -> TorchPredictor:
 
 
 @pytest.fixture(scope="module")
-def held_out_queries(clinc10: tuple[list[Example], ...]) -> list[str]:
+def held_out_queries(clinc10: tuple[list[LabelledQuery], ...]) -> list[str]:
     """Held-out queries: every 20th of the clinc10 test split (15 queries over the 10 intents)."""
     return [example.query for example in clinc10[2][::20]]
 
@@ -66,7 +66,7 @@ def test_tokens_match_past_the_local_attention_window(
 
 
 def test_batched_decoding_gives_each_querys_own_greedy_tokens(
-    onnx_predictor: OnnxPredictor, clinc10: tuple[list[Example], ...]
+    onnx_predictor: OnnxPredictor, clinc10: tuple[list[LabelledQuery], ...]
 ) -> None:
     """One padded batch (left padding, masked, per-row positions, the KV cache) equals each query alone."""
     generator = onnx_predictor.generator
@@ -104,7 +104,7 @@ def test_backends_give_the_same_predictions(
 
 
 def test_predictions_are_correct_on_held_out_queries(
-    onnx_predictor: OnnxPredictor, clinc10: tuple[list[Example], ...]
+    onnx_predictor: OnnxPredictor, clinc10: tuple[list[LabelledQuery], ...]
 ) -> None:
     examples = clinc10[2][::10]
     predictions = onnx_predictor.predict([e.query for e in examples])

@@ -22,7 +22,7 @@ from byoc import invocations
 from byoc.environment import BACKEND_ENV, cpu_count
 from byoc.predictor import Prediction, load_predictor
 
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from tests.container.conftest import TrainedModel
 from tests.container.serving import ServeProcess, serving
 
@@ -38,16 +38,18 @@ def server(trained_model: TrainedModel) -> Iterator[ServeProcess]:
 
 
 @pytest.fixture(scope="module")
-def test_queries(clinc10: tuple[list[Example], list[Example], list[Example]]) -> list[Example]:
+def test_queries(
+    clinc10: tuple[list[LabelledQuery], list[LabelledQuery], list[LabelledQuery]],
+) -> list[LabelledQuery]:
     """Two held-out test queries per intent (CLINC150's test split, never trained on)."""
-    per_intent: dict[str, list[Example]] = {}
+    per_intent: dict[str, list[LabelledQuery]] = {}
     for example in clinc10[2]:
         per_intent.setdefault(example.intent, []).append(example)
     return [example for examples in per_intent.values() for example in examples[:2]]
 
 
 @pytest.fixture(scope="module")
-def direct(trained_model: TrainedModel, test_queries: list[Example]) -> dict[str, Prediction]:
+def direct(trained_model: TrainedModel, test_queries: list[LabelledQuery]) -> dict[str, Prediction]:
     """What the predictor answers for each test query when called in this process, without HTTP."""
     predictor = load_predictor(trained_model.model_dir)
     return {p.query: p for p in predictor.predict([example.query for example in test_queries])}
@@ -69,7 +71,7 @@ def test_ping_is_quick_once_loaded(server: ServeProcess) -> None:
         assert time.monotonic() - started < 2
 
 
-def test_real_queries_get_their_intents(server: ServeProcess, test_queries: list[Example]) -> None:
+def test_real_queries_get_their_intents(server: ServeProcess, test_queries: list[LabelledQuery]) -> None:
     response = server.invoke_json({"inputs": [example.query for example in test_queries]})
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("application/json")
@@ -80,7 +82,7 @@ def test_real_queries_get_their_intents(server: ServeProcess, test_queries: list
 
 
 def test_answers_are_the_predictors_own_in_order(
-    server: ServeProcess, test_queries: list[Example], direct: dict[str, Prediction]
+    server: ServeProcess, test_queries: list[LabelledQuery], direct: dict[str, Prediction]
 ) -> None:
     queries = [example.query for example in reversed(test_queries)]
     response = server.invoke_json({"inputs": queries})
@@ -90,7 +92,7 @@ def test_answers_are_the_predictors_own_in_order(
 
 
 def test_csv_in_csv_out_with_quoting(
-    server: ServeProcess, test_queries: list[Example], direct: dict[str, Prediction]
+    server: ServeProcess, test_queries: list[LabelledQuery], direct: dict[str, Prediction]
 ) -> None:
     queries = [test_queries[0].query, f"{test_queries[1].query}, please", 'say "hello", twice']
     body = io.StringIO()
@@ -105,7 +107,7 @@ def test_csv_in_csv_out_with_quoting(
     assert rows[1] == [first.query, first.intent or "", first.generated_text]
 
 
-def test_csv_in_json_out_and_json_in_csv_out(server: ServeProcess, test_queries: list[Example]) -> None:
+def test_csv_in_json_out_and_json_in_csv_out(server: ServeProcess, test_queries: list[LabelledQuery]) -> None:
     query = test_queries[0].query
     as_json = server.invoke(f"{query}\n", "text/csv", Accept="application/json")
     assert as_json.json()["predictions"][0]["query"] == query
@@ -114,7 +116,7 @@ def test_csv_in_json_out_and_json_in_csv_out(server: ServeProcess, test_queries:
     assert list(csv.reader(io.StringIO(as_csv.text, newline="")))[1][0] == query
 
 
-def test_custom_attributes_are_echoed(server: ServeProcess, test_queries: list[Example]) -> None:
+def test_custom_attributes_are_echoed(server: ServeProcess, test_queries: list[LabelledQuery]) -> None:
     value = "trace_id=abc-123, c=7"
     response = server.invoke_json({"inputs": test_queries[0].query}, **{ATTRIBUTES: value})
     assert response.status_code == 200
@@ -126,7 +128,7 @@ def test_custom_attributes_are_echoed(server: ServeProcess, test_queries: list[E
 
 
 def test_max_new_tokens_bounds_the_generated_text(
-    server: ServeProcess, trained_model: TrainedModel, test_queries: list[Example]
+    server: ServeProcess, trained_model: TrainedModel, test_queries: list[LabelledQuery]
 ) -> None:
     limit = load_predictor(trained_model.model_dir).max_new_tokens_limit
     query = test_queries[0].query
@@ -157,28 +159,54 @@ BAD_REQUESTS = [
         '{"inputs": "x"}', "application/json", {"Accept": "application/xml"}, 406, "Accept", id="accept"
     ),
     pytest.param(
-        '{"inputs": "x", "parameters": {"max_new_tokens": 0}}', "application/json", {}, 400, "between",
+        '{"inputs": "x", "parameters": {"max_new_tokens": 0}}',
+        "application/json",
+        {},
+        400,
+        "between",
         id="max-new-tokens-low",
     ),
     pytest.param(
-        '{"inputs": "x", "parameters": {"max_new_tokens": "ten"}}', "application/json", {}, 400, "integer",
+        '{"inputs": "x", "parameters": {"max_new_tokens": "ten"}}',
+        "application/json",
+        {},
+        400,
+        "integer",
         id="max-new-tokens-type",
     ),
     pytest.param(
-        '{"inputs": "x", "parameters": {"top_k": 3}}', "application/json", {}, 400, "unknown parameters",
+        '{"inputs": "x", "parameters": {"top_k": 3}}',
+        "application/json",
+        {},
+        400,
+        "unknown parameters",
         id="unknown-parameter",
     ),
     pytest.param(
-        json.dumps({"inputs": ["q"] * (invocations.MAX_BATCH + 1)}), "application/json", {}, 400,
-        f"limit is {invocations.MAX_BATCH}", id="huge-batch",
+        json.dumps({"inputs": ["q"] * (invocations.MAX_BATCH + 1)}),
+        "application/json",
+        {},
+        400,
+        f"limit is {invocations.MAX_BATCH}",
+        id="huge-batch",
     ),
     pytest.param(
-        json.dumps({"inputs": "x" * (invocations.MAX_QUERY_CHARS + 1)}), "application/json", {}, 400,
-        "characters", id="long-query",
+        json.dumps({"inputs": "x" * (invocations.MAX_QUERY_CHARS + 1)}),
+        "application/json",
+        {},
+        400,
+        "characters",
+        id="long-query",
     ),
     pytest.param("[" * 50_000, "application/json", {}, 400, "nested too deeply", id="deep-nesting"),
-    pytest.param('{"inputs": "x"}', "application/json", {ATTRIBUTES: "é"}, 400, "Custom-Attributes",
-                 id="bad-attributes"),
+    pytest.param(
+        '{"inputs": "x"}',
+        "application/json",
+        {ATTRIBUTES: "é"},
+        400,
+        "Custom-Attributes",
+        id="bad-attributes",
+    ),
 ]
 
 
@@ -208,7 +236,7 @@ def test_a_body_over_6_mb_is_413(server: ServeProcess) -> None:
 
 
 def test_sixteen_parallel_requests_each_get_their_own_answers(
-    server: ServeProcess, test_queries: list[Example], direct: dict[str, Prediction]
+    server: ServeProcess, test_queries: list[LabelledQuery], direct: dict[str, Prediction]
 ) -> None:
     batches = [[test_queries[(i + j) % len(test_queries)].query for j in range(1 + i % 4)] for i in range(16)]
 
@@ -254,7 +282,7 @@ def test_one_structured_log_line_per_request(server: ServeProcess) -> None:
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(
-    trained_model: TrainedModel, test_queries: list[Example]
+    trained_model: TrainedModel, test_queries: list[LabelledQuery]
 ) -> None:
     process = ServeProcess.start(trained_model.root)
     try:
@@ -311,7 +339,7 @@ def test_a_missing_model_ends_serve_with_exit_code_1(tmp_path: Path) -> None:
 
 
 def test_onnx_by_default_and_torch_by_choice_give_the_same_answers(
-    server: ServeProcess, trained_model: TrainedModel, test_queries: list[Example]
+    server: ServeProcess, trained_model: TrainedModel, test_queries: list[LabelledQuery]
 ) -> None:
     loaded = [r for r in server.log_records() if r["event"] == "model_loaded"]
     # One line per worker (SAGEMAKER_MODEL_SERVER_WORKERS, default one per core).

@@ -21,7 +21,7 @@ from byoc.metrics import metric_line, score
 from byoc.modeling import from_preset
 from byoc.training import StopFlag, main
 
-from harness.datasets import Example
+from harness.datasets import LabelledQuery
 from tests.container.conftest import TRAIN_SCRIPT, TrainedModel, make_opt_ml, run_train, train_env
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_metrics_print_as_metric_definition_lines(trained_model: TrainedModel) -
 
 
 def test_bad_hyperparameter_fails_with_reason_and_user_exit_code(
-    tmp_path: Path, clinc10: tuple[list[Example], ...]
+    tmp_path: Path, clinc10: tuple[list[LabelledQuery], ...]
 ) -> None:
     root = make_opt_ml(
         tmp_path, clinc10[0][:100], hyperparameters={"epochs": "many", "sagemaker_region": "x"}
@@ -107,7 +107,7 @@ def test_missing_training_channel_is_a_user_error(tmp_path: Path) -> None:
     assert failure.read_text().startswith("UserError: channel 'training' is missing")
 
 
-def test_sigterm_stops_training_cleanly(tmp_path: Path, clinc10: tuple[list[Example], ...]) -> None:
+def test_sigterm_stops_training_cleanly(tmp_path: Path, clinc10: tuple[list[LabelledQuery], ...]) -> None:
     root = make_opt_ml(tmp_path, clinc10[0], hyperparameters={"epochs": "200"})
     process = subprocess.Popen(
         [sys.executable, str(TRAIN_SCRIPT)],
@@ -131,7 +131,7 @@ def test_sigterm_stops_training_cleanly(tmp_path: Path, clinc10: tuple[list[Exam
 
 
 def test_pretrained_channel_is_the_base_model(
-    tmp_path: Path, trained_model: TrainedModel, clinc10: tuple[list[Example], ...]
+    tmp_path: Path, trained_model: TrainedModel, clinc10: tuple[list[LabelledQuery], ...]
 ) -> None:
     train, val, _ = clinc10
     hyperparameters = {"max_steps": "3", "learning_rate": "1e-5"}
@@ -153,7 +153,7 @@ def test_pretrained_channel_is_the_base_model(
     ).read_bytes()
 
 
-def test_training_is_seeded_and_reproducible(clinc10: tuple[list[Example], ...]) -> None:
+def test_training_is_seeded_and_reproducible(clinc10: tuple[list[LabelledQuery], ...]) -> None:
     from byoc.data import Example as DataExample
 
     examples = [DataExample(e.query, e.intent) for e in clinc10[0][:64]]

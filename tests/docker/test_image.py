@@ -22,7 +22,7 @@ import requests
 from docker.models.containers import Container
 from testcontainers.core.container import DockerContainer
 
-from harness.datasets import Example, clinc10_intents, clinc150_split
+from harness.datasets import LabelledQuery, clinc10_intents, clinc150_split
 from tests.container.conftest import make_opt_ml
 from tests.container.serving import free_port
 
@@ -113,7 +113,7 @@ def test_serve_in_a_container_answers_real_queries(image: str, trained_in_a_cont
     with serving:
         container = serving.get_wrapped_container()
         wait_for_ping(url, container)
-        per_intent: dict[str, Example] = {}
+        per_intent: dict[str, LabelledQuery] = {}
         for example in clinc150_split("test", clinc10_intents()):
             per_intent.setdefault(example.intent, example)
         examples = list(per_intent.values())

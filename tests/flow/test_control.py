@@ -65,7 +65,10 @@ def test_unknown_trigger_kind_is_refused() -> None:
 def test_the_trigger_command_says_when_no_stack_runs(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(MLOPS), "trigger", "commit", "--work-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert "no local stack runs" in done.stderr
@@ -75,7 +78,10 @@ def test_approve_without_a_running_stack_fails_clearly(tmp_path: Path) -> None:
     """`mlops approve` calls PutApprovalResult on the running stack's emulator: none runs here."""
     done = subprocess.run(
         [str(MLOPS), "approve", "--work-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert "no local stack runs" in done.stderr

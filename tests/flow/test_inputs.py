@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.datasets import Example, write_csv
+from harness.datasets import LabelledQuery, write_csv
 from harness.flow_model import FlowOptions, Query
 from harness.inputs import read_queries, resolve_runtime, training_and_queries
 from harness.model_registry import plain_item
@@ -21,7 +21,7 @@ def test_default_queries_are_held_out_test_rows_one_per_intent() -> None:
 
 
 def test_given_data_without_queries_holds_rows_out_of_training(tmp_path: Path) -> None:
-    rows = [Example(f"question {n}", f"intent_{n % 3}") for n in range(12)]
+    rows = [LabelledQuery(f"question {n}", f"intent_{n % 3}") for n in range(12)]
     data = write_csv(tmp_path / "data.csv", rows)
     training, queries = training_and_queries(data, None, 2)
     assert len(queries) == 2 and len(training) == 10
@@ -30,7 +30,7 @@ def test_given_data_without_queries_holds_rows_out_of_training(tmp_path: Path) -
 
 
 def test_given_queries_keep_every_training_row(tmp_path: Path) -> None:
-    data = write_csv(tmp_path / "data.csv", [Example("a", "x"), Example("b", "y")])
+    data = write_csv(tmp_path / "data.csv", [LabelledQuery("a", "x"), LabelledQuery("b", "y")])
     queries_file = tmp_path / "queries.csv"
     queries_file.write_text("Query\nhello there\nwhat time is it\n", encoding="utf-8")
     training, queries = training_and_queries(data, queries_file, 5)
@@ -58,8 +58,8 @@ def test_auto_is_docker_only_with_an_engine_and_the_base_image(monkeypatch: pyte
     """`auto` needs both an engine and the base image; `docker` without them is a clear Setup error.
     The engine's answers are replaced (no Docker engine may run here): `available` and the image
     lookup `resolve`, the two questions the runtime table asks."""
+    from harness.compute.container_runtime import ImageNotFound, ResolvedImage
     from harness.compute.docker import DockerRuntime
-    from harness.compute.runtime import ImageNotFound, ResolvedImage
     from harness.compute.runtimes import BASE_IMAGE, choose_runtime
     from harness.flow_model import FlowError
 

@@ -53,7 +53,9 @@ def decide_when_asked(work_dir: Path, verdict: str, comment: str) -> threading.T
             time.sleep(0.2)
         subprocess.run(
             [str(MLOPS), verdict, "--comment", comment, "--work-dir", str(work_dir)],
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     thread = threading.Thread(target=decide, daemon=True)

@@ -27,8 +27,15 @@ pytestmark = pytest.mark.slow
 MLOPS = Path(sys.executable).parent / "mlops"
 PIPELINE_STAGES = ["Source", "Build", "Train", "Approve", "Register", "PublishApi"]
 SUMMARY_KEYS = {
-    "status", "stage_timings_s", "execution_arn", "endpoint_name", "model_version", "api_url", "api_key",
-    "sample_answers", "report_dir",
+    "status",
+    "stage_timings_s",
+    "execution_arn",
+    "endpoint_name",
+    "model_version",
+    "api_url",
+    "api_key",
+    "sample_answers",
+    "report_dir",
 }
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -39,8 +46,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     source = make_source_repository(root / "source")
     done = subprocess.run(
         [
-            str(MLOPS), "run", "--runtime", "process", "--json", "--source", str(source),
-            "--work-dir", str(root / "work"), "--report-dir", str(root / "report"),
+            str(MLOPS),
+            "run",
+            "--runtime",
+            "process",
+            "--json",
+            "--source",
+            str(source),
+            "--work-dir",
+            str(root / "work"),
+            "--report-dir",
+            str(root / "report"),
         ],
         capture_output=True,
         text=True,

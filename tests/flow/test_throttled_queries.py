@@ -29,7 +29,7 @@ ROWS = 48
 BURST = 20
 
 
-def _queries(path: Path) -> list[datasets.Example]:
+def _queries(path: Path) -> list[datasets.LabelledQuery]:
     """48 held-out rows of every intent of the default data (CLINC150's validation split)."""
     rows = datasets.clinc150_split("val", datasets.clinc10_intents())[::4][:ROWS]
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -42,8 +42,18 @@ def _queries(path: Path) -> list[datasets.Example]:
 def _run(root: Path, *extra: str) -> dict[str, Any]:
     done = subprocess.run(
         [
-            str(MLOPS), "run", "--runtime", "process", "--json", "--source", str(root / "source"),
-            "--work-dir", str(root / "work"), "--queries", str(root / "queries.csv"), *extra,
+            str(MLOPS),
+            "run",
+            "--runtime",
+            "process",
+            "--json",
+            "--source",
+            str(root / "source"),
+            "--work-dir",
+            str(root / "work"),
+            "--queries",
+            str(root / "queries.csv"),
+            *extra,
         ],
         capture_output=True,
         text=True,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.compute.container_runtime import ImageNotFound
 from harness.compute.docker import DockerRuntime
-from harness.compute.runtime import ImageNotFound
 from harness.datasets import clinc10_intents, clinc150_split
 from tests.harness.planes import ROLE_ARN, Harness, running_harness, training_request, wait_until
 from tests.harness.standin import write_standin_tree

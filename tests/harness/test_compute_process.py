@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.compute.container_runtime import ImageNotFound, digest_of
 from harness.compute.process import ProcessRuntime, tree_digest
-from harness.compute.runtime import ImageNotFound, digest_of
 from harness.compute.runtimes import RUNTIMES, choose_runtime
 from harness.compute.training import MetricDefinition, TrainingJobError, TrainingJobSpec, final_metrics
 from tests.harness.standin import write_standin_tree

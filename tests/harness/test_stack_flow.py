@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from harness.datasets import Example, clinc10_intents, clinc150_split
+from harness.datasets import LabelledQuery, clinc10_intents, clinc150_split
 from harness.local import REPO_ROOT, ExecutionResult, Image, LocalAws, LocalAwsOptions
 
 HAS_CONTAINER = all((REPO_ROOT / "container" / name).is_file() for name in ("train", "serve"))
@@ -87,7 +87,7 @@ def image(aws: LocalAws) -> Image:
     return aws.register_image(REPO_ROOT)
 
 
-def _run(aws: LocalAws, image: Image, name: str, examples: list[Example]) -> ExecutionResult:
+def _run(aws: LocalAws, image: Image, name: str, examples: list[LabelledQuery]) -> ExecutionResult:
     data = aws.put_training_data(examples, f"runs/{name}/train.csv")
     execution_input = aws.execution_input(
         image, f"s3://{data.bucket}/runs/{name}/", HYPERPARAMETERS, QUALITY_THRESHOLD

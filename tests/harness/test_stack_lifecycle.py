@@ -13,7 +13,7 @@ import pytest
 
 from deployer.lambdas.contracts import BuildRecord
 from harness import context as harness_context
-from harness.datasets import Example, write_csv
+from harness.datasets import LabelledQuery, write_csv
 from harness.emulator import ACCOUNT_ID, REGION, EmbeddedEmulator
 from harness.local import LocalAws, LocalAwsError, LocalAwsOptions
 
@@ -115,14 +115,14 @@ def test_deploy_gives_typed_outputs_and_the_data_helpers_write_what_the_lambdas_
         assert aws.client("s3").head_bucket(Bucket=deployed.data_bucket)
 
         csv_file = write_csv(
-            tmp_path / "rows.csv", [Example("hi there", "greeting"), Example("bye", "farewell")]
+            tmp_path / "rows.csv", [LabelledQuery("hi there", "greeting"), LabelledQuery("bye", "farewell")]
         )
         data = aws.put_training_data(csv_file, "runs/life/train.csv")
         assert data.uri == f"s3://{deployed.data_bucket}/runs/life/train.csv"
         stored = aws.client("s3").get_object(Bucket=data.bucket, Key=data.key)["Body"].read()
         assert read_csv_text(stored) == [["Query", "Intent"], ["hi there", "greeting"], ["bye", "farewell"]]
         version = aws.data_version("runs/life/")
-        aws.put_training_data([Example("hello", "greeting")], "runs/life/more.csv")
+        aws.put_training_data([LabelledQuery("hello", "greeting")], "runs/life/more.csv")
         assert aws.data_version("runs/life/") != version
         bad = tmp_path / "bad.csv"
         bad.write_text("text,label\nhi,greeting\n", encoding="utf-8")
@@ -155,7 +155,7 @@ def test_a_second_stack_in_the_same_process_finds_nothing_of_the_first(tmp_path:
         first.faults.fail_training("injected by the first stack", exit_code=3)
         first.faults.raise_in_lambda(deployed.register_model_function, "injected by the first stack")
         image = first.register_image()
-        rows = [Example("hi", "greeting"), Example("bye", "farewell")]
+        rows = [LabelledQuery("hi", "greeting"), LabelledQuery("bye", "farewell")]
         data = first.put_training_data(rows, "runs/a/x.csv")
         execution_input = first.execution_input(image, f"s3://{data.bucket}/runs/a/", {"epochs": "1"}, 0.5)
         # Named as start_training names executions (`<ProjectName>-...`): the state machine's role may

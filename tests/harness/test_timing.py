@@ -74,7 +74,7 @@ def test_a_training_job_waits_in_starting_for_its_instances(
 
 def test_the_command_lines_timing_beats_the_scenario_files(tmp_path_factory: pytest.TempPathFactory) -> None:
     from harness.scenarios.loader import parse_scenario
-    from harness.scenarios.runner import harness_settings
+    from harness.scenarios.replay import harness_settings
 
     text = "name: t\ndescription: d\nsettings: {timing: aws}\nsteps:\n  - commit: {}\n"
     scenario = parse_scenario(text, tmp_path_factory.mktemp("scenario") / "t.yaml")

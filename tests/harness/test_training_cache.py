@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.compute.container_runtime import ContainerProcess, PythonProgram, ResolvedImage
 from harness.compute.process import ProcessRuntime
-from harness.compute.runtime import ContainerProcess, PythonProgram, ResolvedImage
 from harness.compute.training_cache import (
     CACHE_HIT_MARKER,
     CachingRuntime,

@@ -134,8 +134,8 @@ def test_a_buildspec_missing_from_the_source_fails_the_action(tmp_path: Path, re
 def test_the_deployers_buildspec_with_docker_and_a_local_registry(image_source: Path, tmp_path: Path) -> None:
     """Real docker build and push to a real local registry; the image recorded in the emulator's ECR."""
     from harness.emulator import EmbeddedEmulator
+    from harness.pipeline.image_registry import LocalRegistry
     from harness.pipeline.images import DockerImageBuild
-    from harness.pipeline.registry import LocalRegistry
 
     pipeline, source_action, build_action = _actions()
     store = ArtifactStore(tmp_path / "store", "bucket", "p")

@@ -26,9 +26,7 @@ PIPELINE = Pipeline(
 )
 
 
-def _run(
-    tmp_path: Path, states: PipelineStates, approve: bool, seen: list[dict[str, Any] | None]
-) -> None:
+def _run(tmp_path: Path, states: PipelineStates, approve: bool, seen: list[dict[str, Any] | None]) -> None:
     def work(context: ActionContext) -> ActionOutput:
         # Only recorded here: an assertion in an action (the runner's thread) would fail the action,
         # not the test. The test body checks what was seen.

@@ -150,8 +150,12 @@ def test_a_failure_without_a_task_error_names_the_first_state_of_the_failure_pat
     doomed: frozenset[str],
 ) -> None:
     events = history(
-        ("entered", "Train"), ("entered", "HasMetrics"), ("entered", "ReadMetrics"),
-        ("entered", "QualityGate"), ("entered", "BelowThreshold"), ("entered", "ExecutionFailed"),
+        ("entered", "Train"),
+        ("entered", "HasMetrics"),
+        ("entered", "ReadMetrics"),
+        ("entered", "QualityGate"),
+        ("entered", "BelowThreshold"),
+        ("entered", "ExecutionFailed"),
     )
     assert failure_origin(events, doomed) == "BelowThreshold"
 
@@ -159,16 +163,27 @@ def test_a_failure_without_a_task_error_names_the_first_state_of_the_failure_pat
 def test_a_caught_failure_that_recovers_is_not_where_the_failure_began(doomed: frozenset[str]) -> None:
     # FindEndpoint fails on a first deployment (no endpoint yet) and is caught into CreateEndpoint.
     events = history(
-        ("entered", "FindEndpoint"), ("failed", "TaskFailed"), ("entered", "CreateEndpoint"),
-        ("entered", "DescribeEndpoint"), ("failed", "TaskFailed"), ("entered", "EndpointFailed"),
-        ("entered", "CreatedOrUpdated"), ("entered", "DeleteFailedEndpoint"), ("entered", "ExecutionFailed"),
+        ("entered", "FindEndpoint"),
+        ("failed", "TaskFailed"),
+        ("entered", "CreateEndpoint"),
+        ("entered", "DescribeEndpoint"),
+        ("failed", "TaskFailed"),
+        ("entered", "EndpointFailed"),
+        ("entered", "CreatedOrUpdated"),
+        ("entered", "DeleteFailedEndpoint"),
+        ("entered", "ExecutionFailed"),
     )
     assert failure_origin(events, doomed) == "DescribeEndpoint"
 
 
 def test_a_succeeded_history_has_no_failed_state(doomed: frozenset[str]) -> None:
-    events = history(("entered", "Train"), ("entered", "FindEndpoint"), ("failed", "TaskFailed"),
-                     ("entered", "CreateEndpoint"), ("entered", "Deployed"))
+    events = history(
+        ("entered", "Train"),
+        ("entered", "FindEndpoint"),
+        ("failed", "TaskFailed"),
+        ("entered", "CreateEndpoint"),
+        ("entered", "Deployed"),
+    )
     assert failure_origin(events, doomed) is None
 
 
@@ -200,7 +215,14 @@ def finished_run(statuses: dict[str, str], error: str | None = None) -> Pipeline
         action_error = error if status == "Failed" else None
         stage.actions.append(
             ActionResult(
-                name, f"{name}Action", "Approval", "Manual", status, 1.0, 2.0, error=action_error  # type: ignore[arg-type]
+                name,
+                f"{name}Action",
+                "Approval",
+                "Manual",
+                status,
+                1.0,
+                2.0,
+                error=action_error,  # type: ignore[arg-type]
             )
         )
         result.stages.append(stage)
@@ -216,8 +238,12 @@ def test_a_finished_run_reports_every_stage_with_not_run_for_those_never_reached
     view = harness._pipeline_view(run, STAGES, {"exec-1"})
     assert view.execution_id == "exec-1" and view.status == "Failed" and view.trigger == "c0ffee"
     assert [(stage.name, stage.status) for stage in view.stages] == [
-        ("Source", "Succeeded"), ("Build", "Succeeded"), ("Train", "Succeeded"), ("Approve", "Failed"),
-        ("Register", "NotRun"), ("PublishApi", "NotRun"),
+        ("Source", "Succeeded"),
+        ("Build", "Succeeded"),
+        ("Train", "Succeeded"),
+        ("Approve", "Failed"),
+        ("Register", "NotRun"),
+        ("PublishApi", "NotRun"),
     ]
     assert view.failed_stage == "Approve"
     assert view.reason == "Rejected by scenario: accuracy dropped"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.compute.container_runtime import ContainerProcess
 from harness.compute.docker import DockerRuntime
 from harness.compute.process import ProcessRuntime
-from harness.compute.runtime import ContainerProcess
 from harness.faults import FaultBoard, FaultInjectingRuntime
 from harness.lambda_runtime import FunctionSpec, LambdaRuntime, zip_sources
 
@@ -208,7 +208,6 @@ def test_invalid_faults_are_refused(board: FaultBoard) -> None:
     assert board.replacement("train") is None
 
 
-
 @pytest.mark.docker
 def test_a_failing_training_container_under_docker_runs_the_replacement_in_the_image(
     board: FaultBoard, tmp_path: Path
@@ -219,7 +218,9 @@ def test_a_failing_training_container_under_docker_runs_the_replacement_in_the_i
     base_image = "mlops-base:bookworm"
     image_id = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", base_image],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     if not image_id:
         pytest.skip(f"{base_image} is not built (scripts/docker-engine.sh makes it)")

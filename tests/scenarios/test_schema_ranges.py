@@ -14,14 +14,14 @@ from byoc.errors import UserError
 from byoc.hyperparameters import KNOWN_KEYS, parse_hyperparameters
 from pydantic import ValidationError
 
-from harness.scenarios.schema import Hyperparameters
+from harness.scenarios.schema import HyperparameterValues
 
-NUMERIC = [name for name in Hyperparameters.model_fields if name != "model_preset"]
+NUMERIC = [name for name in HyperparameterValues.model_fields if name != "model_preset"]
 
 
 def _bounds(name: str) -> tuple[type, list[object]]:
     """The field's number type and its bounds' metadata (from `Annotated[int, Field(ge=..)] | None`)."""
-    annotation = Hyperparameters.model_fields[name].annotation
+    annotation = HyperparameterValues.model_fields[name].annotation
     [inner] = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
     kind, *metadata = typing.get_args(inner)
     constraints = [item for field_info in metadata for item in getattr(field_info, "metadata", [field_info])]
@@ -42,7 +42,7 @@ def _probes(kind: type, constraints: list[object]) -> list[float]:
 
 def _schema_accepts(name: str, value: object) -> bool:
     try:
-        Hyperparameters.model_validate({name: value})
+        HyperparameterValues.model_validate({name: value})
     except ValidationError:
         return False
     return True
@@ -57,7 +57,7 @@ def _container_accepts(name: str, value: object) -> bool:
 
 
 def test_the_schema_knows_the_container_s_keys() -> None:
-    assert set(Hyperparameters.model_fields) == set(KNOWN_KEYS)
+    assert set(HyperparameterValues.model_fields) == set(KNOWN_KEYS)
 
 
 @pytest.mark.parametrize("name", NUMERIC)

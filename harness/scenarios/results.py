@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.scenarios.runner import ScenarioResult, StepResult
+from harness.scenarios.replay import ScenarioResult, StepResult
 
 LOG_TAIL_CHARS = 8000
 _STYLE = {"passed": "green", "failed": "red", "error": "red bold"}

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from harness.scenarios.loader import LoadedScenario, load_all, parse_scenario
-from harness.scenarios.report import first_problem
-from harness.scenarios.runner import RunOptions, ScenarioRunner, harness_settings
+from harness.scenarios.replay import RunOptions, ScenarioRunner, harness_settings
+from harness.scenarios.results import first_problem
 from tests.scenarios.fake_harness import open_broken, open_fake
 
 FAST = RunOptions(poll_interval_s=0.01)

@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.scenarios.checks import CheckResult
-from harness.scenarios.report import failure_details, junit_xml, summary_table, write_junit
-from harness.scenarios.runner import ScenarioResult, StepResult
+from harness.scenarios.replay import ScenarioResult, StepResult
+from harness.scenarios.results import failure_details, junit_xml, summary_table, write_junit
 
 
 def results() -> list[ScenarioResult]:

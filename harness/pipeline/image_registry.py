@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from harness.compute.runtime import free_port
+from harness.compute.container_runtime import free_port
 
 MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",

@@ -58,8 +58,8 @@ from harness.scenarios.schema import (
     S3PutStep,
     Scenario,
     Step,
-    WaitApproval,
     WaitExecution,
+    WaitForApproval,
     WaitPipeline,
     WaitStep,
     step_kind,
@@ -464,10 +464,10 @@ class _Run:
             time.sleep(self.poll_interval_s)
 
     def _wait_verdict(
-        self, wait: WaitPipeline | WaitExecution | WaitApproval, now: Observation
+        self, wait: WaitPipeline | WaitExecution | WaitForApproval, now: Observation
     ) -> CheckResult | None:
         """None while waiting; a result once the awaited status is reached or can no longer be."""
-        if isinstance(wait, WaitApproval):
+        if isinstance(wait, WaitForApproval):
             return CheckResult("wait.approval", True, "pending", "pending") if now.approval_pending else None
         wanted: str
         if isinstance(wait, WaitPipeline):
@@ -495,8 +495,8 @@ class _Run:
             return CheckResult(f"wait.{subject}", False, wanted, ", ".join(watched))
         return None
 
-    def _wait_state(self, wait: WaitPipeline | WaitExecution | WaitApproval, now: Observation) -> str:
-        if isinstance(wait, WaitApproval):
+    def _wait_state(self, wait: WaitPipeline | WaitExecution | WaitForApproval, now: Observation) -> str:
+        if isinstance(wait, WaitForApproval):
             return "no approval is pending"
         if isinstance(wait, WaitPipeline):
             runs = [f"{run.execution_id} {run.status}" for run in now.pipeline_executions]
