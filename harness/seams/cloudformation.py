@@ -26,23 +26,92 @@ fail the stack as on AWS.
    nor is one while the context's IAM enforcement is off. A role the emulator's IAM does not hold has no
    policies: every resource fails (AWS refuses such a RoleARN at once: "Role ... is invalid or cannot be
    assumed"). Each denial is recorded with the context's (`context.iam.record`) for the run report.
+
+3. A resource that its service refuses. moto creates a stack's resources inside the CreateStack,
+   UpdateStack or ExecuteChangeSet request, and an error of the resource's backend (CodePipeline's
+   InvalidStructureException for a one-stage pipeline, CodeBuild's "Project already exists") escapes
+   the request: the caller gets a 500 or another service's JSON error, the resources made before stay,
+   and the stack's lazy resource map tries them again on the next DescribeStackResources. On AWS the
+   request succeeds, the resource's handler fails and the stack rolls back, with the same events and
+   statuses as in 2 and the handler's message as the reason (`Resource handler returned message:
+   "..." (RequestToken: ..., HandlerErrorCode: ...)`, the codes of the CloudFormation CLI guide,
+   "Resource type handler error codes"). How: moto's `parse_and_create_resource` and
+   `parse_and_update_resource` are wrapped so that a backend's error names its resource
+   (`ResourceFailed`); moto's own template errors (ValidationError and the like, which AWS answers at
+   once) pass unchanged. A failed create deletes what it made; a failed update applies the previous
+   template and parameters again (UPDATE_ROLLBACK_FAILED if that fails too); a failed change set is
+   EXECUTE_FAILED. Not modelled: a resource deleted by the failed update before the failing one is not
+   made again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from moto.cloudformation import models as cloudformation_models
+from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import CloudFormationError, UnformattedGetAttTemplateException
 from moto.cloudformation.parsing import OutputMap
 
 from harness.context import current
 from harness.iam.principals import role_policies
 from harness.stack_role import Denial, first_denial
 
+logger = logging.getLogger(__name__)
+
 _moto_apply = cloudformation_models.ChangeSet.apply
 _moto_create_resources = cloudformation_models.Stack.create_resources
 _moto_update = cloudformation_models.Stack.update
+_moto_execute_change_set = cloudformation_models.CloudFormationBackend.execute_change_set
+_moto_parse_and_create = parsing.parse_and_create_resource
+_moto_parse_and_update = parsing.parse_and_update_resource
+
+
+class ResourceFailed(Exception):
+    """A resource's handler failed: the resource, its type and CloudFormation's ResourceStatusReason."""
+
+    def __init__(self, logical_id: str, resource_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.logical_id = logical_id
+        self.resource_type = resource_type
+        self.reason = reason
+
+
+def handler_reason(error: BaseException) -> str:
+    """The ResourceStatusReason of a registry resource whose handler met `error` from its service."""
+    name = str(getattr(error, "error_type", "") or type(error).__name__)
+    message = str(getattr(error, "message", "") or error)
+    if "AlreadyExists" in name or "already exists" in message.lower():
+        code = "AlreadyExists"
+    elif "NotFound" in name:
+        code = "NotFound"
+    elif "Throttl" in name:
+        code = "Throttling"
+    elif any(part in name for part in ("Invalid", "Validation", "Malformed")):
+        code = "InvalidRequest"
+    else:
+        code = "GeneralServiceException"
+    token = uuid.uuid4()
+    return f'Resource handler returned message: "{message}" (RequestToken: {token}, HandlerErrorCode: {code})'
+
+
+def _naming_the_resource(parse: Callable[..., Any]) -> Callable[..., Any]:
+    def parse_naming_failures(
+        logical_id: str, resource_json: dict[str, Any], resources_map: Any, account_id: str, region_name: str
+    ) -> Any:
+        try:
+            return parse(logical_id, resource_json, resources_map, account_id, region_name)
+        except (ResourceFailed, CloudFormationError, UnformattedGetAttTemplateException):
+            raise  # a dependency's failure, or a template error AWS answers at once
+        except Exception as error:
+            raise ResourceFailed(
+                logical_id, str(resource_json.get("Type", "")), handler_reason(error)
+            ) from error
+
+    return parse_naming_failures
 
 
 def _apply(self: cloudformation_models.ChangeSet) -> None:
@@ -74,15 +143,18 @@ def _denial(
 
 
 def _resource_event(
-    stack: cloudformation_models.Stack, denial: Denial, status: str, reason: str | None = None
+    stack: cloudformation_models.Stack,
+    failed: Denial | ResourceFailed,
+    status: str,
+    reason: str | None = None,
 ) -> None:
     stack.events.append(
         cloudformation_models.Event(
             stack_id=stack.stack_id,
             stack_name=stack.name,
-            logical_resource_id=denial.logical_id,
+            logical_resource_id=failed.logical_id,
             physical_resource_id="",
-            resource_type=denial.resource_type,
+            resource_type=failed.resource_type,
             resource_status=status,
             resource_status_reason=reason,
             resource_properties=None,
@@ -92,22 +164,36 @@ def _resource_event(
 
 def _create_resources(self: cloudformation_models.Stack) -> None:
     denial = _denial(self, self.role_arn, self.template_dict, self.parameters, None)
-    if denial is None:
-        _moto_create_resources(self)
+    if denial is not None:
+        _roll_back_create(self, denial)
         return
-    self.status = "CREATE_IN_PROGRESS"
-    _resource_event(self, denial, "CREATE_IN_PROGRESS")
-    _resource_event(self, denial, "CREATE_FAILED", denial.reason)
-    self._add_stack_event(
+    try:
+        _moto_create_resources(self)
+    except ResourceFailed as failed:
+        _roll_back_create(self, failed)
+
+
+def _roll_back_create(stack: cloudformation_models.Stack, failed: Denial | ResourceFailed) -> None:
+    """CloudFormation's events and statuses for a create whose resource failed; what was made is deleted."""
+    stack.status = "CREATE_IN_PROGRESS"
+    _resource_event(stack, failed, "CREATE_IN_PROGRESS")
+    _resource_event(stack, failed, "CREATE_FAILED", failed.reason)
+    stack._add_stack_event(
         "ROLLBACK_IN_PROGRESS",
         resource_status_reason=(
-            f"The following resource(s) failed to create: [{denial.logical_id}]. Rollback requested by user."
+            f"The following resource(s) failed to create: [{failed.logical_id}]. Rollback requested by user."
         ),
     )
-    _resource_event(self, denial, "DELETE_COMPLETE")
-    self._add_stack_event("ROLLBACK_COMPLETE")
-    self.status = "ROLLBACK_COMPLETE"
-    self.output_map = OutputMap(self.resource_map, {"Outputs": {}}, self.stack_id)
+    try:
+        stack.resource_map.delete()
+    except Exception:  # a resource that cannot be deleted stays, as ROLLBACK_COMPLETE allows
+        logger.warning("stack %s: a resource made before the failure could not be deleted", stack.name)
+    _resource_event(stack, failed, "DELETE_COMPLETE")
+    stack._add_stack_event("ROLLBACK_COMPLETE")
+    stack.status = "ROLLBACK_COMPLETE"
+    # Nothing is left to list or to make lazily on the next DescribeStackResources.
+    stack.resource_map._resource_json_map = {}
+    stack.output_map = OutputMap(stack.resource_map, {"Outputs": {}}, stack.stack_id)
 
 
 def _update_operations(
@@ -142,23 +228,84 @@ def _update(
         deletes = {logical: ("delete",) for logical in removed}
         denial = _denial(self, role, self.template_dict, self.parameters, deletes)
     if denial is None:
-        _moto_update(self, template, role_arn, parameters=parameters, tags=tags)
+        previous = (self.template, dict(self.parameters), self.role_arn)
+        try:
+            _moto_update(self, template, role_arn, parameters=parameters, tags=tags)
+        except ResourceFailed as failed:
+            self.template = previous[0]  # moto took the new template before it made the resources
+            self._parse_template()
+            verb = (
+                "create" if failed.logical_id not in (self.template_dict.get("Resources") or {}) else "update"
+            )
+            _roll_back_update(self, failed, verb, previous[0], previous[1])
         return
     new = denial.logical_id not in (self.template_dict.get("Resources") or {})
     verb = "create" if new else "delete" if denial.logical_id in removed else "update"
     self._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
-    _resource_event(self, denial, f"{verb.upper()}_IN_PROGRESS")
-    _resource_event(self, denial, f"{verb.upper()}_FAILED", denial.reason)
-    self._add_stack_event(
+    _roll_back_update(self, denial, verb, None, None)
+
+
+def _verb(stack: cloudformation_models.Stack, failed: ResourceFailed) -> str:
+    """ "create" for a resource the stack's (previous) template does not hold, else "update"."""
+    return "update" if failed.logical_id in (stack.template_dict.get("Resources") or {}) else "create"
+
+
+def _roll_back_update(
+    stack: cloudformation_models.Stack,
+    failed: Denial | ResourceFailed,
+    verb: str,
+    template: Any,
+    parameters: dict[str, Any] | None,
+) -> None:
+    """CloudFormation's events and statuses for an update whose resource failed. With `template`, moto
+    changed resources before the failure: the previous template and parameters are applied again."""
+    _resource_event(stack, failed, f"{verb.upper()}_IN_PROGRESS")
+    _resource_event(stack, failed, f"{verb.upper()}_FAILED", failed.reason)
+    stack._add_stack_event(
         "UPDATE_ROLLBACK_IN_PROGRESS",
-        resource_status_reason=f"The following resource(s) failed to {verb}: [{denial.logical_id}].",
+        resource_status_reason=f"The following resource(s) failed to {verb}: [{failed.logical_id}].",
     )
-    self._add_stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
-    self._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
-    self.status = "UPDATE_ROLLBACK_COMPLETE"
+    if template is not None:
+        try:
+            stack.resource_map.update(cloudformation_models.Stack.parse_template(template), parameters)
+        except Exception as error:  # AWS's answer: the rollback failed, the stack says why
+            reason = error.reason if isinstance(error, ResourceFailed) else str(error)
+            stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)
+            stack.status = "UPDATE_ROLLBACK_FAILED"
+            return
+        stack.parameters = parameters or stack.parameters
+        stack.output_map = stack._create_output_map()
+    stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
+    stack._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+    stack.status = "UPDATE_ROLLBACK_COMPLETE"
+
+
+def _execute_change_set(
+    self: cloudformation_models.CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+) -> None:
+    """moto's ExecuteChangeSet, with a resource's failure rolled back as on AWS (the request succeeds)."""
+    change_set = self.change_sets.get(change_set_name) or next(
+        (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name), None
+    )
+    if change_set is None:
+        _moto_execute_change_set(self, change_set_name, stack_name)  # moto's own error
+        return
+    stack = self.stacks[change_set.stack_id]
+    previous = (stack.template, dict(stack.parameters))
+    try:
+        _moto_execute_change_set(self, change_set_name, stack_name)
+    except ResourceFailed as failed:
+        change_set.execution_status = "EXECUTE_FAILED"
+        if change_set.change_set_type == "CREATE":
+            _roll_back_create(stack, failed)
+            return
+        _roll_back_update(stack, failed, _verb(stack, failed), previous[0], previous[1])
 
 
 def install() -> None:
     cloudformation_models.ChangeSet.apply = _apply  # type: ignore[method-assign]
     cloudformation_models.Stack.create_resources = _create_resources  # type: ignore[method-assign]
     cloudformation_models.Stack.update = _update  # type: ignore[method-assign]
+    cloudformation_models.CloudFormationBackend.execute_change_set = _execute_change_set  # type: ignore[method-assign]
+    parsing.parse_and_create_resource = _naming_the_resource(_moto_parse_and_create)
+    parsing.parse_and_update_resource = _naming_the_resource(_moto_parse_and_update)

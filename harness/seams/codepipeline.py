@@ -44,6 +44,10 @@ publishes there through its `state_listener`):
 the register-model Lambda reads who approved from the Approve stage's latest execution. A pipeline
 that exists but has not run answers its stages and actions without a latestExecution; an unknown name
 PipelineNotFoundException, as AWS does.
+
+UpdatePipeline: moto's checks a pipeline's structure on create only (two stages at least); AWS checks
+it on update too (API reference, UpdatePipeline, "Errors": InvalidStructureException), so a stack update
+that cuts a pipeline to one stage fails there. The backend's `update_pipeline` checks it first.
 """
 
 from __future__ import annotations
@@ -737,8 +741,28 @@ REPLACED = {
 _MOTO_METHODS: dict[str, Any] = {}
 
 
+def _checked_update_pipeline(moto_update: Callable[[Any, dict[str, Any]], Any]) -> Callable[..., Any]:
+    def update_pipeline(self: Any, pipeline: dict[str, Any]) -> Any:
+        from moto.codepipeline.exceptions import InvalidStructureException
+
+        stages = pipeline.get("stages") or []
+        if len(stages) < 2:  # CreatePipeline's check, in moto's words
+            raise InvalidStructureException(
+                f"Pipeline has only {len(stages)} stage(s). "
+                "There should be a minimum of 2 stages in a pipeline"
+            )
+        return moto_update(self, pipeline)
+
+    update_pipeline.checks_structure = True  # type: ignore[attr-defined]
+    return update_pipeline
+
+
 def install() -> None:
     from moto.codepipeline import models, responses
+
+    if not getattr(models.CodePipelineBackend.update_pipeline, "checks_structure", False):
+        moto_update = models.CodePipelineBackend.update_pipeline
+        models.CodePipelineBackend.update_pipeline = _checked_update_pipeline(moto_update)  # type: ignore[method-assign]
 
     if not hasattr(models, "codepipeline_backends") or not hasattr(responses, "CodePipelineResponse"):
         raise RuntimeError(
