@@ -3,7 +3,8 @@
 Modules: `schema` (the file format), `loader` (YAML to a validated scenario, errors with file:line and
 field), `catalogue` (the listing `--help` prints), `interface` (what the runner needs from the harness),
 `checks` (pure expectation checks), `replay` (steps in order, waits, background requests, parallel
-scenarios), `results` (summary table, JUnit XML), `binding` (which harness factory runs them), `cli`
+scenarios), `results` (summary table, JUnit XML), `binding` (which harness factory runs them), `adapter` (the
+harness over the real stack, with `source_repository` and `failure_origin`), `cli`
 (typer commands) and `pytest_plugin` (scenario files as pytest items).
 """
 

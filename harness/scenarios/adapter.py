@@ -9,13 +9,11 @@ that the next scenario in the same process starts clean (moto's state is process
 process at a time; the runner's `--parallel` uses separate processes).
 
 What each part of the interface does, on the real system:
-- Source repository: a scratch clone (`git clone --shared`) of this repository under the work folder,
-  whose first commit is this repository's working tree (tracked and untracked, not ignored files) with
-  `settings.hyperparameters` written into deployer/training.json (the pipeline's hyperparameters). The
+- Source repository: a scratch clone of this repository under the work folder (source_repository.py:
+  its first commit is this repository's working tree with `settings.hyperparameters` written in); the
   user's working tree, index and branches are never touched.
-- `commit`: writes the files and hyperparameter changes in that clone, commits (an empty commit when
-  nothing changes: a new commit is still a new source revision), and queues a pipeline run on the
-  commit id. Runs are taken one at a time, in order (CodePipeline's queued execution mode).
+- `commit`: writes the files and hyperparameter changes in that clone, commits, and queues a pipeline
+  run on the commit id. Runs are taken one at a time, in order (CodePipeline's queued execution mode).
 - `rerun`: queues a run on the last commit again ("Release change").
 - `s3_put`: PutObject under the data prefix; the S3 -> EventBridge -> start-training path does the rest.
 - approvals: `settings.approval` `auto` approves at once; `scenario` and `reject` run the pipeline with
@@ -27,8 +25,8 @@ What each part of the interface does, on the real system:
   startup limit; `endpoint_unhealthy`'s `startup_limit_s` sets the compute plane's endpoint
   startup limit.
 - `observe`: pipeline runs (finished: the runner's result; running: GetPipelineState's shape kept in
-  the stack's pipeline states), Step Functions executions (with the state where a failure began, from the
-  execution history and the state machine's definition), the registry table's items, the endpoint.
+  the stack's pipeline states), Step Functions executions (with the state where a failure began:
+  failure_origin.py), the registry table's items, the endpoint.
 - `logs_since`: the flow's progress lines, Lambda invocation logs and the tails of container logs.
 """
 
@@ -38,7 +36,6 @@ import contextlib
 import json
 import logging
 import queue
-import subprocess
 import threading
 import time
 import warnings
@@ -50,7 +47,6 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from pydantic import JsonValue
 
-from deployer.asl import transitions
 from deployer.lambdas.contracts import TERMINAL_STATUSES
 from harness import datasets
 from harness.aws_errors import aws_error
@@ -60,10 +56,12 @@ from harness.flow import LocalFlow
 from harness.flow_model import FlowOptions
 from harness.model_registry import plain_item
 from harness.pipeline import Pipeline, PipelineResult
+from harness.scenarios.failure_origin import doomed_states, failure_origin
 from harness.scenarios.interface import (
     ApiEndpoint,
     EndpointView,
     ExecutionView,
+    HarnessError,
     HarnessSettings,
     Observation,
     PipelineExecutionView,
@@ -81,13 +79,10 @@ from harness.scenarios.schema import (
     ServerDies,
     TrainingFails,
 )
+from harness.scenarios.source_repository import commit_changes, scratch_repository
 
 LOG = logging.getLogger(__name__)
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
-TRAINING_JSON: Final = Path("deployer") / "training.json"
-# The identity of the scenario's commits (the clone has no user configuration of its own).
-GIT_IDENTITY: Final = ("-c", "user.name=mlops scenario", "-c", "user.email=scenario@localhost")
 DEFAULT_TIME_SCALE: Final = 0.01
 # How long leaving the harness waits for a running pipeline action to end before stopping the stack
 # under it (only a scenario that ends while a run is still going, i.e. a failed one, waits at all).
@@ -102,76 +97,6 @@ _NOISY_LOGGERS: Final = {
     "harness.seams.awslambda": logging.ERROR,
     "moto.stepfunctions.parser.asl.component.eval_component": logging.CRITICAL,
 }
-# Step Functions history events that end a task state badly.
-_TASK_FAILURES: Final = frozenset(
-    {"TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed", "TaskStartedFailed"}
-)
-
-
-class HarnessError(RuntimeError):
-    """The harness cannot do what a step asks (a git command failed, no commit yet, ...)."""
-
-
-# ---------------------------------------------------------------------------------------------- source
-
-
-def git(repository: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *GIT_IDENTITY, "-C", str(repository), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        problem = (done.stderr or done.stdout).strip()
-        raise HarnessError(f"git {' '.join(args)} failed in {repository}: {problem}")
-    return done.stdout.strip()
-
-
-def scratch_repository(
-    destination: Path, hyperparameters: Mapping[str, str | int | float], origin: Path = REPO_ROOT
-) -> Path:
-    """A clone of `origin` whose HEAD is `origin`'s working tree as a commit, with `hyperparameters`
-    written into deployer/training.json. `origin`'s own git state is only read."""
-    git(origin, "clone", "--quiet", "--shared", "--no-checkout", str(origin), str(destination))
-    # The working tree (tracked and untracked, not ignored) into the clone's index and objects.
-    git(destination, "--work-tree", str(origin), "add", "--all", "--", ".")
-    git(destination, "commit", "--quiet", "--allow-empty", "-m", "scenario base: the working tree")
-    git(destination, "reset", "--quiet", "--hard")
-    if hyperparameters:
-        write_hyperparameters(destination, hyperparameters)
-        git(destination, "commit", "--quiet", "--allow-empty", "-am", "scenario settings: hyperparameters")
-    return destination
-
-
-def write_hyperparameters(repository: Path, changes: Mapping[str, str | int | float]) -> None:
-    """Updates deployer/training.json's `Hyperparameters` (strings, as SageMaker passes them)."""
-    path = repository / TRAINING_JSON
-    document = json.loads(path.read_text(encoding="utf-8"))
-    hyperparameters = document.get("Hyperparameters")
-    if not isinstance(hyperparameters, dict):
-        raise HarnessError(f"{path} has no Hyperparameters object")
-    hyperparameters.update({key: str(value) for key, value in changes.items()})
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-
-def commit_changes(
-    repository: Path,
-    message: str,
-    files: Mapping[str, str],
-    hyperparameters: Mapping[str, str | int | float],
-) -> str:
-    """Writes `files` (repository path -> content) and the hyperparameter changes, commits everything
-    (an empty commit when nothing changed) and returns the commit id."""
-    root = repository.resolve()
-    for name, content in files.items():
-        path = (root / name).resolve()
-        if not path.is_relative_to(root) or path == root:
-            raise HarnessError(f"{name!r} is not a path inside the repository")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-    if hyperparameters:
-        write_hyperparameters(root, hyperparameters)
-    git(root, "add", "--all", "--", ".")
-    git(root, "commit", "--quiet", "--allow-empty", "-m", message)
-    return git(root, "rev-parse", "HEAD")
 
 
 def training_examples(data: str | Path) -> list[LabelledQuery]:
@@ -181,50 +106,6 @@ def training_examples(data: str | Path) -> list[LabelledQuery]:
     if data == "clinc150":
         return datasets.clinc150_split("train")
     return datasets.read_csv(Path(data))
-
-
-# ---------------------------------------------------------------------------------------------- views
-
-
-def doomed_states(definition: Mapping[str, Any]) -> frozenset[str]:
-    """The states from which every way on ends in a Fail state (a fixed point over Next, Choices,
-    Default and Catch): entering one means the execution is failing."""
-    states: Mapping[str, Mapping[str, Any]] = definition.get("States", {})
-
-    def successors(state: Mapping[str, Any]) -> set[str]:
-        return {str(target) for _, target in transitions(state)}
-
-    doomed = {name for name, state in states.items() if state.get("Type") == "Fail"}
-    changed = True
-    while changed:
-        changed = False
-        for name, state in states.items():
-            if name in doomed or state.get("Type") in ("Succeed", "Fail") or state.get("End"):
-                continue
-            following = successors(state)
-            if following and following <= doomed:
-                doomed.add(name)
-                changed = True
-    return frozenset(doomed)
-
-
-def failure_origin(history: Sequence[Mapping[str, Any]], doomed: frozenset[str]) -> str | None:
-    """The state where a failed execution's failure began: the state whose task failure led onto the
-    failure path (e.g. `Train`), else the first state of that path (e.g. the Pass `BelowThreshold`)."""
-    entered: str | None = None
-    task_failed_in: str | None = None
-    for event in sorted(history, key=lambda item: int(item.get("id", 0))):
-        kind = str(event.get("type", ""))
-        if kind.endswith("StateEntered"):
-            name = str(event.get("stateEnteredEventDetails", {}).get("name", ""))
-            if name in doomed:
-                return task_failed_in if task_failed_in is not None else name
-            if kind == "ChoiceStateEntered" and task_failed_in is not None:
-                continue  # a Choice only routes: the caught task failure goes on through it
-            entered, task_failed_in = name, None
-        elif kind in _TASK_FAILURES:
-            task_failed_in = entered
-    return None
 
 
 @dataclass

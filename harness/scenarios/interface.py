@@ -22,6 +22,10 @@ from pydantic import JsonValue
 from harness.scenarios.schema import Fault
 
 
+class HarnessError(RuntimeError):
+    """The harness cannot do what a step asks (a git command failed, no commit yet, ...)."""
+
+
 @dataclass(frozen=True)
 class StageView:
     name: str
