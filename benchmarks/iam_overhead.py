@@ -6,7 +6,7 @@ Each run is `mlops run --runtime process --json` from this working tree, with it
 shared cache folder (`MLOPS_CACHE_DIR`). One warm-up run (enforcement off, not counted) fills the build
 and training caches first, so that every counted run finds the same caches and the figures compare the
 enforcement, not a first build or a real training job. The counted runs alternate (on, off, off, on,
-...) so that both modes meet the same load drift. The goal (issue 10): on at most 10 % above off.
+...) so that both modes meet the same load drift. The goal: on at most 10 % above off.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Not a test: it prints, per preset, tokens/s and p50/p99 latency per query for both back ends and the
 ratio. Each query decodes a fixed number of new tokens (no early stop at eos), so both back ends do the
-same work. Goals (issue 2): onnxruntime >= 5x torch for the tiny preset, >= 2.5x for 125m, 2 threads.
+same work. Goals: onnxruntime >= 5x torch for the tiny preset, >= 2.5x for 125m, 2 threads.
 
     .venv/bin/python benchmarks/onnx_speed.py                       # tiny (random) and 125m (random)
     .venv/bin/python benchmarks/onnx_speed.py --tiny-model-dir DIR  # tiny: a trained model directory

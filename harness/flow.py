@@ -10,13 +10,9 @@
 4. the API called over HTTP (the local gateway, with the key) with sample queries;
 5. `harness.run_report`: the run's report folder.
 
-Around it: `harness.flow_model` (options, errors, outcome), `harness.inputs`, `harness.api_client`,
-`harness.model_registry`, `harness.log_follower`; the terminal text is `mlops.run_commands`'s.
-
-Knobs: the `FlowOptions` fields (harness/flow_model.py, each documented there), each an `mlops run`
-option: runtime, time scale, Lambda poll seconds, approval mode, API batch size, training cache.
-
-Output is quiet: a line per stage and the training job's epoch and metric lines; then a `FlowSummary`.
+Around it: `harness.flow_model` (options, each an `mlops run` option; errors; outcome), `harness.inputs`,
+`harness.api_client`, `harness.model_registry`, `harness.log_follower`; the terminal text is
+`mlops.run_commands`'s. Output is quiet: a line per stage and the training job's epoch and metric lines.
 """
 
 from __future__ import annotations
@@ -44,6 +40,7 @@ from harness.flow_model import (
     Query,
     SampleAnswer,
 )
+from harness.iam.reporting import with_denials
 from harness.identity import ACCOUNT_ID, REGION
 from harness.inputs import resolve_runtime, training_and_queries
 from harness.local import DataObject, LocalAws, LocalAwsOptions
@@ -214,10 +211,8 @@ class LocalFlow:
     @property
     def model_name(self) -> str:
         """The registry's ModelName: the register-model Lambda's MODEL_NAME (platform.yaml)."""
-        function = self.stack.client("lambda").get_function_configuration(
-            FunctionName=self.stack.deployment.register_model_function
-        )
-        return str(function["Environment"]["Variables"]["MODEL_NAME"])
+        lambdas, function = self.stack.client("lambda"), self.stack.deployment.register_model_function
+        return model_registry.registered_model_name(lambdas, function)
 
     # -- one full run --------------------------------------------------------------------------------
     def complete_run(
@@ -278,15 +273,6 @@ class LocalFlow:
                 summary.status, summary.failed_stage = "failed", "Report"
                 summary.reason = f"the report could not be written: {error}"
         return summary
-
-
-def with_denials(reason: str | None, denials: list[dict[str, str]]) -> str | None:
-    """A failure reason that names what IAM refused (principal, action, resource), unless it does so
-    already (a denied Lambda's error carries AWS's message itself)."""
-    if not denials or (reason and "is not authorized to perform" in reason):
-        return reason
-    named = "; ".join(f"{d['principal']} may not {d['action']} on {d['resource']}" for d in denials[-3:])
-    return f"{reason or 'failed'} (IAM denied: {named})"
 
 
 def run_flow(options: FlowOptions, write: Callable[[str], None] = print) -> FlowSummary:

@@ -1,4 +1,5 @@
-"""The model registry table (DynamoDB), read as plain JSON: one version's item, every version."""
+"""The model registry table (DynamoDB), read as plain JSON: one version's item, every version, and the
+model name the register-model Lambda writes."""
 
 from __future__ import annotations
 
@@ -20,9 +21,15 @@ def registry_item(dynamodb: Any, table: str, model_name: str, version: str) -> d
 
 
 def registry_versions(dynamodb: Any, table: str) -> list[str]:
-    """Every version in the registry table, sorted."""
-    answer = dynamodb.scan(TableName=table)
-    return sorted(str(item["Version"]["S"]) for item in answer.get("Items", []))
+    """Every version in the registry table (every page of the scan), sorted."""
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return sorted(str(item["Version"]["S"]) for page in pages for item in page.get("Items", []))
+
+
+def registered_model_name(lambdas: Any, register_function: str) -> str:
+    """The ModelName the register-model Lambda writes: its MODEL_NAME variable (platform.yaml)."""
+    function = lambdas.get_function_configuration(FunctionName=register_function)
+    return str(function["Environment"]["Variables"]["MODEL_NAME"])
 
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 REQUIRE_BROWSER_ENV = "MLOPS_REQUIRE_BROWSER"
 CHROMIUM = shutil.which("chromium")
 SHOTS = REPO_ROOT / "reports" / "console"
-# ../shared/FACTS.md: the flags with which Debian's chromium renders local pages headless, offline, as root.
+# docs/FACTS.md: the flags with which Debian's chromium renders local pages headless, offline, as root.
 FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -1,4 +1,4 @@
-"""The deploy blockers a review against AWS's documentation found (issue 10), each checked on the definitions.
+"""The deploy blockers a review against AWS's documentation found, each checked on the definitions.
 
 Each test names the document and section its rule comes from. The templates before the fix are kept in
 tests/deployer/fixtures/before/ (test_iam_check.py shows the static check finding these there).

@@ -1,5 +1,5 @@
 """The static IAM check (deployer.iam_check, `mlops check-iam`): today's definitions kept from before the
-fix give a finding for each deploy blocker of issue 10; the fixed ones give none; removing one permission
+fix give a finding for each deploy blocker the review found; the fixed ones give none; removing one permission
 from any role of a copy of the template is found, naming the role, the action and the rule's source.
 """
 

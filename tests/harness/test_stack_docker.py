@@ -1,4 +1,4 @@
-"""Issue 4's first "Must show" on the Docker runtime, through `LocalAws`: the deployer's state machine
+"""The whole training flow on the Docker runtime, through `LocalAws`: the deployer's state machine
 trains and serves the image that scripts/build-image.sh built, run by its id; `invoke_endpoint` answers.
 
 The process-runtime twin, with the other must-shows, is test_stack_flow.py.

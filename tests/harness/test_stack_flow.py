@@ -1,4 +1,4 @@
-"""Issue 4's "Must show", through `LocalAws` on the process runtime, with the real container.
+"""The whole training flow through `LocalAws` on the process runtime, with the real container.
 
 One stack per module: the deployer's definitions deployed into the embedded emulator with the
 deployer's own code; then, sharing that stack and its one good run,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.flow import with_denials
 from harness.iam.enforcement import Denial
+from harness.iam.reporting import with_denials
 from harness.report import RunReport, write_report
 
 DENIAL = Denial(
