@@ -266,8 +266,16 @@ def _roll_back_update(
         resource_status_reason=f"The following resource(s) failed to {verb}: [{failed.logical_id}].",
     )
     if template is not None:
+        previous = cloudformation_models.Stack.parse_template(template)
+        resources = stack.resource_map
+        # What the stack holds now: a resource the failed update never made has nothing to undo (moto
+        # warns of each), one it deleted is made again from the previous template.
+        made = resources._parsed_resources
+        resources._resource_json_map = {
+            name: spec for name, spec in resources._resource_json_map.items() if name in made
+        }
         try:
-            stack.resource_map.update(cloudformation_models.Stack.parse_template(template), parameters)
+            resources.update(previous, parameters)
         except Exception as error:  # AWS's answer: the rollback failed, the stack says why
             reason = error.reason if isinstance(error, ResourceFailed) else str(error)
             stack._add_stack_event("UPDATE_ROLLBACK_FAILED", resource_status_reason=reason)

@@ -160,6 +160,38 @@ def test_a_refused_update_rolls_back_to_the_previous_template(conformance_harnes
     cloudformation.delete_stack(StackName=stack)
 
 
+def test_an_update_that_adds_a_refused_resource_rolls_back_and_keeps_the_rest(
+    conformance_harness: Harness,
+) -> None:
+    """An update that adds a second, one-stage pipeline: the new resource is CREATE_FAILED, the stack
+    UPDATE_ROLLBACK_COMPLETE, and the first pipeline and the project are untouched."""
+    cloudformation = conformance_harness.client("cloudformation")
+    stack = "update-adds-refused"
+    cloudformation.create_stack(
+        StackName=stack,
+        TemplateBody=json.dumps(_template(f"{stack}-pipeline", f"{stack}-build")),
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    template = _template(f"{stack}-pipeline", f"{stack}-build")
+    second = json.loads(json.dumps(template["Resources"]["Pipeline"]))
+    second["Properties"]["Name"] = f"{stack}-second"
+    second["Properties"]["Stages"] = second["Properties"]["Stages"][:1]
+    template["Resources"]["Second"] = second
+    cloudformation.update_stack(
+        StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"]
+    )
+
+    (after,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    assert after["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    failed = [event for event in _events(cloudformation, stack) if event[1].endswith("_FAILED")]
+    assert [(event[0], event[1]) for event in failed] == [("Second", "CREATE_FAILED")]
+    names = [p["name"] for p in conformance_harness.client("codepipeline").list_pipelines()["pipelines"]]
+    assert f"{stack}-pipeline" in names and f"{stack}-second" not in names
+    resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+    assert "Second" not in {resource["LogicalResourceId"] for resource in resources}
+    cloudformation.delete_stack(StackName=stack)
+
+
 def test_a_template_error_is_the_calls_own_error(conformance_harness: Harness) -> None:
     """A `Fn::GetAtt` of a resource the template does not define is a template error: CreateStack itself
     answers ValidationError, and no stack is rolled back."""
