@@ -15,8 +15,8 @@ from mlops.console.security import COOKIE, Guard
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ConsoleServer]:
-    with EmbeddedEmulator() as emulator, ConsoleServer(emulator.endpoint_url, REGION) as console:
+def server(emulator: EmbeddedEmulator) -> Iterator[ConsoleServer]:
+    with ConsoleServer(emulator.endpoint_url, REGION) as console:
         yield console
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,6 @@ from harness.pipeline import ApprovalChannel, ApprovalDecision, ApprovalRequest,
 from harness.seams.codepipeline import EmulatorApprovalBoard
 
 PIPELINE = "approval-pipeline"
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator
 
 
 def _states() -> PipelineStates:

@@ -15,10 +15,7 @@ What AWS documents and these tests hold the seam to:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from harness.emulator import ACCOUNT_ID, EmbeddedEmulator
 from harness.seams import cfn_pipeline
@@ -148,12 +145,6 @@ def _template(
             "ProjectArn": {"Value": {"Fn::GetAtt": ["Project", "Arn"]}},
         },
     }
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[EmbeddedEmulator]:
-    with EmbeddedEmulator() as running:
-        yield running
 
 
 def _change(

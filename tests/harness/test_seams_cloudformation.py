@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -21,9 +20,8 @@ TEMPLATE = {
 
 
 @pytest.fixture(scope="module")
-def cloudformation() -> Iterator[Any]:
-    with EmbeddedEmulator() as emulator:
-        yield emulator.client("cloudformation")
+def cloudformation(emulator: EmbeddedEmulator) -> Any:
+    return emulator.client("cloudformation")
 
 
 def _execute(client: Any, kind: str, suffix: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ CloudFormation (`Fn::If` on the source provider, `Ref`, `Fn::Sub`, `Fn::GetAtt`)
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,18 +19,17 @@ from tests.pipeline.platform import deploy_platform
 
 
 @pytest.fixture(scope="module")
-def platforms() -> Iterator[tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline]]:
+def platforms(emulator: EmbeddedEmulator) -> tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline]:
     """The platform deployed twice: CodeCommit source (the default) and GitHub through a connection."""
-    with EmbeddedEmulator() as emulator:
-        codecommit = deploy_platform(emulator, "defn")
-        connection = deploy_platform(
-            emulator,
-            "defn-gh",
-            SourceProvider="CodeStarConnection",
-            FullRepositoryId="me/repo",
-            ConnectionArn=f"arn:aws:codestar-connections:us-east-1:{ACCOUNT_ID}:connection/abc",
-        )
-        yield emulator, codecommit, connection
+    codecommit = deploy_platform(emulator, "defn")
+    connection = deploy_platform(
+        emulator,
+        "defn-gh",
+        SourceProvider="CodeStarConnection",
+        FullRepositoryId="me/repo",
+        ConnectionArn=f"arn:aws:codestar-connections:us-east-1:{ACCOUNT_ID}:connection/abc",
+    )
+    return emulator, codecommit, connection
 
 
 def test_the_deployers_pipeline_reads_as_six_stages(

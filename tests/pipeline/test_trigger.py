@@ -31,17 +31,18 @@ CONNECTION = f"arn:aws:codestar-connections:{REGION}:{ACCOUNT_ID}:connection/abc
 
 
 @pytest.fixture(scope="module")
-def platforms() -> Iterator[tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline]]:
-    with EmbeddedEmulator() as emulator:
-        codecommit = deploy_platform(emulator, "trig")
-        connection = deploy_platform(
-            emulator,
-            "trig-gh",
-            SourceProvider="CodeStarConnection",
-            FullRepositoryId="me/repo",
-            ConnectionArn=CONNECTION,
-        )
-        yield emulator, codecommit, connection
+def platforms(
+    emulator: EmbeddedEmulator,
+) -> Iterator[tuple[EmbeddedEmulator, DeployedPipeline, DeployedPipeline]]:
+    codecommit = deploy_platform(emulator, "trig")
+    connection = deploy_platform(
+        emulator,
+        "trig-gh",
+        SourceProvider="CodeStarConnection",
+        FullRepositoryId="me/repo",
+        ConnectionArn=CONNECTION,
+    )
+    yield emulator, codecommit, connection
 
 
 def _trigger(emulator: EmbeddedEmulator, deployed: DeployedPipeline, tmp_path: Path) -> PipelineTrigger:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,16 +40,15 @@ PREFIX = "wire"
 
 
 @pytest.fixture(scope="module")
-def deployed() -> Iterator[tuple[EmbeddedEmulator, dict[str, str]]]:
-    with EmbeddedEmulator() as emulator:
-        client = AwsClient(emulator.session(), endpoint_url=emulator.endpoint_url, poll_seconds=0.05)
-        overrides = {
-            "ProjectName": PREFIX,
-            "TrainingInstanceType": "ml.m5.xlarge",
-            "HostingInstanceType": "ml.m5.large",
-        }
-        report = deployment.deploy(client, PREFIX, overrides)
-        yield emulator, {**report.stacks[0].outputs, **report.stacks[1].outputs}
+def deployed(emulator: EmbeddedEmulator) -> tuple[EmbeddedEmulator, dict[str, str]]:
+    client = AwsClient(emulator.session(), endpoint_url=emulator.endpoint_url, poll_seconds=0.05)
+    overrides = {
+        "ProjectName": PREFIX,
+        "TrainingInstanceType": "ml.m5.xlarge",
+        "HostingInstanceType": "ml.m5.large",
+    }
+    report = deployment.deploy(client, PREFIX, overrides)
+    return emulator, {**report.stacks[0].outputs, **report.stacks[1].outputs}
 
 
 def test_the_deployed_pipeline_reads_back_through_the_api(
