@@ -42,7 +42,9 @@ class Commit:
     from_working_tree: bool
 
 
-def _git(repository: Path, *args: str, env: dict[str, str] | None = None) -> str:
+def git(repository: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """`git -C repository args...` with `env` added to this process's; its stdout, stripped. A failure
+    raises GitError naming the command and git's message."""
     completed = subprocess.run(
         ["git", "-C", str(repository), *args],
         capture_output=True,
@@ -51,14 +53,15 @@ def _git(repository: Path, *args: str, env: dict[str, str] | None = None) -> str
         check=False,
     )
     if completed.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {repository}: {completed.stderr.strip()}")
+        problem = (completed.stderr or completed.stdout).strip()
+        raise GitError(f"git {' '.join(args)} failed in {repository}: {problem}")
     return completed.stdout.strip()
 
 
 def _identity(repository: Path) -> dict[str, str]:
     try:
-        _git(repository, "config", "user.name")
-        _git(repository, "config", "user.email")
+        git(repository, "config", "user.name")
+        git(repository, "config", "user.email")
     except GitError:
         return dict(_FALLBACK_IDENTITY)
     return {}
@@ -66,14 +69,14 @@ def _identity(repository: Path) -> dict[str, str]:
 
 def _head(repository: Path) -> str | None:
     try:
-        return _git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        return git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitError:
         return None  # a repository without commits yet
 
 
 def _is_branch(repository: Path, ref: str) -> bool:
     try:
-        _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{ref}")
+        git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{ref}")
     except GitError:
         return False
     return True
@@ -83,20 +86,20 @@ def snapshot_commit(repository: Path, ref: str | None = None) -> Commit:
     """The commit the Source action delivers (see the module docstring)."""
     repository = repository.resolve()
     try:
-        top = _git(repository, "rev-parse", "--show-toplevel")
+        top = git(repository, "rev-parse", "--show-toplevel")
     except GitError as error:
         raise GitError(f"{repository} is not a git repository") from error
     repository = Path(top)
-    branch = _git(repository, "rev-parse", "--abbrev-ref", "HEAD") if _head(repository) else "main"
+    branch = git(repository, "rev-parse", "--abbrev-ref", "HEAD") if _head(repository) else "main"
     if ref is not None:
-        commit_id = _git(repository, "rev-parse", "--verify", f"{ref}^{{commit}}")
+        commit_id = git(repository, "rev-parse", "--verify", f"{ref}^{{commit}}")
         from_working_tree = False
         if _is_branch(repository, ref):
             branch = ref
     else:
         commit_id = _working_tree_commit(repository)
         from_working_tree = True
-    fields = _git(repository, "show", "-s", "--format=%aI%x00%cI%x00%B", commit_id).split("\x00", 2)
+    fields = git(repository, "show", "-s", "--format=%aI%x00%cI%x00%B", commit_id).split("\x00", 2)
     return Commit(commit_id, fields[2].strip(), branch, fields[0], fields[1], from_working_tree)
 
 
@@ -105,14 +108,14 @@ def _working_tree_commit(repository: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="mlops-index-") as scratch:
         env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         if head is not None:
-            _git(repository, "read-tree", head, env=env)
-        _git(repository, "add", "--all", "--", ".", env=env)
-        tree = _git(repository, "write-tree", env=env)
-    if head is not None and _git(repository, "rev-parse", f"{head}^{{tree}}") == tree:
+            git(repository, "read-tree", head, env=env)
+        git(repository, "add", "--all", "--", ".", env=env)
+        tree = git(repository, "write-tree", env=env)
+    if head is not None and git(repository, "rev-parse", f"{head}^{{tree}}") == tree:
         return head
     parents = ["-p", head] if head is not None else []
     message = "mlops: snapshot of the working tree"
-    return _git(repository, "commit-tree", tree, *parents, "-m", message, env=_identity(repository))
+    return git(repository, "commit-tree", tree, *parents, "-m", message, env=_identity(repository))
 
 
 def codecommit_event(
@@ -154,7 +157,7 @@ def codecommit_event(
 def archive_commit(repository: Path, commit_id: str, destination: Path) -> Path:
     """Writes the commit's files as a zip (git archive's zip carries the commit's time: reproducible)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    _git(repository, "archive", "--format=zip", f"--output={destination}", commit_id)
+    git(repository, "archive", "--format=zip", f"--output={destination}", commit_id)
     return destination
 
 

@@ -11,27 +11,30 @@ branches are only read.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from harness.pipeline import source
 from harness.scenarios.interface import HarnessError
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 TRAINING_JSON: Final = Path("deployer") / "training.json"
 # The identity of the scenario's commits (the clone has no user configuration of its own).
-GIT_IDENTITY: Final = ("-c", "user.name=mlops scenario", "-c", "user.email=scenario@localhost")
+GIT_IDENTITY: Final = {
+    "GIT_AUTHOR_NAME": "mlops scenario",
+    "GIT_AUTHOR_EMAIL": "scenario@localhost",
+    "GIT_COMMITTER_NAME": "mlops scenario",
+    "GIT_COMMITTER_EMAIL": "scenario@localhost",
+}
 
 
 def git(repository: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *GIT_IDENTITY, "-C", str(repository), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        problem = (done.stderr or done.stdout).strip()
-        raise HarnessError(f"git {' '.join(args)} failed in {repository}: {problem}")
-    return done.stdout.strip()
+    """git in the scratch clone, as the scenario's author; a failure is the step's HarnessError."""
+    try:
+        return source.git(repository, *args, env=GIT_IDENTITY)
+    except source.GitError as error:
+        raise HarnessError(str(error)) from error
 
 
 def scratch_repository(

@@ -76,6 +76,3 @@ def test_a_commit_refuses_paths_outside_the_repository(origin: Path, tmp_path: P
 def test_a_failing_git_command_names_the_command_and_its_message(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="git rev-parse HEAD failed"):
         source_repository.git(tmp_path, "rev-parse", "HEAD")
-
-
-# ---------------------------------------------------------------------------------------------- failed state
