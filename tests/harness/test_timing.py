@@ -62,7 +62,10 @@ def test_a_training_job_waits_in_starting_for_its_instances(
     )
     provisioning = AWS.training_provisioning_s * SCALE
     time.sleep(provisioning / 3)
-    assert sagemaker.describe_training_job(TrainingJobName="timed-job")["SecondaryStatus"] == "Starting"
+    first = sagemaker.describe_training_job(TrainingJobName="timed-job")["SecondaryStatus"]
+    # Starting while the provisioning time has not passed (a loaded machine may be slower than that
+    # between the create call and this look; then the look proves nothing and the bound below holds).
+    assert first == "Starting" or time.monotonic() - started >= provisioning
     wait_until(
         lambda: sagemaker.describe_training_job(TrainingJobName="timed-job")["SecondaryStatus"],
         lambda status: status != "Starting",
