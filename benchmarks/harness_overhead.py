@@ -132,7 +132,9 @@ def measure_prediction(root: Path, model_dir: Path, count: int) -> dict[str, dic
         code = zip_sources({"app.py": app, "api_proxy.py": proxy_source})
         s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=code)
         cloudformation = harness.client("cloudformation")
-        template = api_template(throttle={"RateLimit": 10000, "BurstLimit": 5000})
+        template = api_template(
+            throttle={"RateLimit": 10000, "BurstLimit": 5000}, stage_throttle=(10000, 5000)
+        )
         cloudformation.create_stack(
             StackName="bench-api", TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_NAMED_IAM"]
         )

@@ -164,7 +164,14 @@ def through_gateway(server_url: str) -> Iterator[tuple[str, str]]:
     from tests.harness.test_seams_apigateway import deploy_api
 
     with EmbeddedEmulator() as emulator:
-        outputs = deploy_api(emulator, "bench-api", PROXY_SOURCE % f"{server_url}/invocations")
+        # Throttles far above what wrk sends: the figures are the path's cost, not API Gateway's 429s.
+        outputs = deploy_api(
+            emulator,
+            "bench-api",
+            PROXY_SOURCE % f"{server_url}/invocations",
+            throttle={"RateLimit": 100_000, "BurstLimit": 50_000},
+            stage_throttle=(100_000, 50_000),
+        )
         key = str(
             emulator.client("apigateway").get_api_key(apiKey=outputs["KeyId"], includeValue=True)["value"]
         )

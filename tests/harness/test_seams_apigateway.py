@@ -23,8 +23,13 @@ LAMBDA_TRUST = {
 }
 
 
-def api_template(throttle: dict[str, int] | None = None, key_required: bool = True) -> dict[str, Any]:
-    """A REST API with one AWS_PROXY method, a separate Stage, a key, a usage plan and its key binding."""
+def api_template(
+    throttle: dict[str, int] | None = None,
+    key_required: bool = True,
+    stage_throttle: tuple[int, int] = (100, 200),
+) -> dict[str, Any]:
+    """A REST API with one AWS_PROXY method, a separate Stage (POST /items throttled at `stage_throttle`:
+    rate, burst), a key, a usage plan and its key binding."""
     return {
         "Resources": {
             "Role": {
@@ -73,8 +78,8 @@ def api_template(throttle: dict[str, int] | None = None, key_required: bool = Tr
                         {
                             "ResourcePath": "/items",
                             "HttpMethod": "POST",
-                            "ThrottlingRateLimit": 100,
-                            "ThrottlingBurstLimit": 200,
+                            "ThrottlingRateLimit": stage_throttle[0],
+                            "ThrottlingBurstLimit": stage_throttle[1],
                         }
                     ],
                 },
