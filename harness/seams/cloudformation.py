@@ -228,16 +228,13 @@ def _update(
         deletes = {logical: ("delete",) for logical in removed}
         denial = _denial(self, role, self.template_dict, self.parameters, deletes)
     if denial is None:
-        previous = (self.template, dict(self.parameters), self.role_arn)
+        previous_template, previous_parameters = self.template, dict(self.parameters)
         try:
             _moto_update(self, template, role_arn, parameters=parameters, tags=tags)
         except ResourceFailed as failed:
-            self.template = previous[0]  # moto took the new template before it made the resources
+            self.template = previous_template  # moto took the new template before it made the resources
             self._parse_template()
-            verb = (
-                "create" if failed.logical_id not in (self.template_dict.get("Resources") or {}) else "update"
-            )
-            _roll_back_update(self, failed, verb, previous[0], previous[1])
+            _roll_back_update(self, failed, _verb(self, failed), previous_template, previous_parameters)
         return
     new = denial.logical_id not in (self.template_dict.get("Resources") or {})
     verb = "create" if new else "delete" if denial.logical_id in removed else "update"
@@ -246,7 +243,7 @@ def _update(
 
 
 def _verb(stack: cloudformation_models.Stack, failed: ResourceFailed) -> str:
-    """ "create" for a resource the stack's (previous) template does not hold, else "update"."""
+    """The failed operation: create for a resource the stack's (previous) template lacks, else update."""
     return "update" if failed.logical_id in (stack.template_dict.get("Resources") or {}) else "create"
 
 
@@ -299,7 +296,7 @@ def _execute_change_set(
         _moto_execute_change_set(self, change_set_name, stack_name)  # moto's own error
         return
     stack = self.stacks[change_set.stack_id]
-    previous = (stack.template, dict(stack.parameters))
+    previous_template, previous_parameters = stack.template, dict(stack.parameters)
     try:
         _moto_execute_change_set(self, change_set_name, stack_name)
     except ResourceFailed as failed:
@@ -307,7 +304,7 @@ def _execute_change_set(
         if change_set.change_set_type == "CREATE":
             _roll_back_create(stack, failed)
             return
-        _roll_back_update(stack, failed, _verb(stack, failed), previous[0], previous[1])
+        _roll_back_update(stack, failed, _verb(stack, failed), previous_template, previous_parameters)
 
 
 def install() -> None:

@@ -52,16 +52,26 @@ def _events(cloudformation: Any, stack: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def _change_set(cloudformation: Any, stack: str, kind: str, template: dict[str, Any], name: str) -> str:
+def _submit(cloudformation: Any, stack: str, how: str, kind: str, template: dict[str, Any]) -> None:
+    """The template to `stack` as `how` says: CreateStack or UpdateStack itself, or a change set of
+    `kind` (CREATE or UPDATE) created and executed, whose ExecutionStatus is then EXECUTE_FAILED."""
+    body = json.dumps(template)
+    if how == "create_stack":
+        cloudformation.create_stack(StackName=stack, TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+        return
+    if how == "update_stack":
+        cloudformation.update_stack(StackName=stack, TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+        return
     created = cloudformation.create_change_set(
         StackName=stack,
-        ChangeSetName=name,
+        ChangeSetName=kind.lower(),
         ChangeSetType=kind,
-        TemplateBody=json.dumps(template),
+        TemplateBody=body,
         Capabilities=["CAPABILITY_IAM"],
     )
     cloudformation.execute_change_set(ChangeSetName=created["Id"], StackName=stack)
-    return str(created["Id"])
+    described = cloudformation.describe_change_set(ChangeSetName=created["Id"], StackName=stack)
+    assert described["ExecutionStatus"] == "EXECUTE_FAILED"
 
 
 @pytest.mark.parametrize("how", ["create_stack", "change_set"])
@@ -75,14 +85,7 @@ def test_a_resource_its_service_refuses_rolls_the_created_stack_back(
     stack = f"refused-{how.replace('_', '-')}"
     project = f"{stack}-build"
     template = _one_stage(_template(f"{stack}-pipeline", project))
-    if how == "create_stack":
-        cloudformation.create_stack(
-            StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"]
-        )
-    else:
-        change_set = _change_set(cloudformation, stack, "CREATE", template, "create")
-        described = cloudformation.describe_change_set(ChangeSetName=change_set, StackName=stack)
-        assert described["ExecutionStatus"] == "EXECUTE_FAILED"
+    _submit(cloudformation, stack, how, "CREATE", template)
 
     (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     assert described["StackStatus"] == "ROLLBACK_COMPLETE"
@@ -122,14 +125,7 @@ def test_a_refused_update_rolls_back_to_the_previous_template(conformance_harnes
     assert before["StackStatus"] == "CREATE_COMPLETE"
 
     broken = _one_stage(_template(pipeline, project, image="img:2"))
-    if how == "update_stack":
-        cloudformation.update_stack(
-            StackName=stack, TemplateBody=json.dumps(broken), Capabilities=["CAPABILITY_IAM"]
-        )
-    else:
-        change_set = _change_set(cloudformation, stack, "UPDATE", broken, "update")
-        described = cloudformation.describe_change_set(ChangeSetName=change_set, StackName=stack)
-        assert described["ExecutionStatus"] == "EXECUTE_FAILED"
+    _submit(cloudformation, stack, how, "UPDATE", broken)
 
     (after,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     assert after["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
@@ -177,9 +173,7 @@ def test_an_update_that_adds_a_refused_resource_rolls_back_and_keeps_the_rest(
     second["Properties"]["Name"] = f"{stack}-second"
     second["Properties"]["Stages"] = second["Properties"]["Stages"][:1]
     template["Resources"]["Second"] = second
-    cloudformation.update_stack(
-        StackName=stack, TemplateBody=json.dumps(template), Capabilities=["CAPABILITY_IAM"]
-    )
+    _submit(cloudformation, stack, "update_stack", "UPDATE", template)
 
     (after,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     assert after["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
