@@ -28,6 +28,10 @@ fi
 
 LOG_DIR=${MLOPS_DOCKER_LOGS:-/tmp/mlops-docker}
 mkdir -p "$LOG_DIR"
+# Two builds of this checkout at once (parallel test workers, two terminals) would fill container/wheels
+# together: the second waits for the first, then finds the wheelhouse made and the layers cached.
+exec 9>"$LOG_DIR/build-$(pwd | sha256sum | cut -c1-16).lock"
+flock 9
 log() { echo "build-image: $*" >&2; }
 
 if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then

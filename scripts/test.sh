@@ -9,6 +9,8 @@
 #
 #   MLOPS_SKIP_DOCKER=1     skip the engine, the Docker-marked tests and the Docker scenario
 #   MLOPS_SKIP_SCENARIOS=1  skip the scenario set (a quick local run)
+#   MLOPS_TEST_WORKERS=N    pytest-xdist workers for the suite (default auto: one per core; 0 runs it in
+#                           this process)
 #   extra arguments go to pytest (e.g. `bash scripts/test.sh -k server`)
 # JUnit reports of the scenarios land in reports/.
 set -euo pipefail
@@ -58,7 +60,7 @@ if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     bash scripts/checkov.sh
 fi
 phase "tests"
-.venv/bin/pytest "$@"
+.venv/bin/pytest -n "${MLOPS_TEST_WORKERS:-auto}" --dist loadfile "$@"
 if [ "${MLOPS_SKIP_SCENARIOS:-0}" != "1" ]; then
     phase "scenarios (process runtime)"
     .venv/bin/mlops scenario run scenarios/ --runtime process --parallel 2 --junit reports/scenarios.xml

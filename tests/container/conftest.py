@@ -1,5 +1,5 @@
 """Fixtures for the container's tests: temporary `/opt/ml` trees (through SAGEMAKER_BASE_DIR) filled
-with real CLINC150 data, and one tiny model trained once per session by the real `container/train`."""
+with real CLINC150 data, and one tiny model trained once per run by the real `container/train`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.datasets import LabelledQuery, clinc10_intents, clinc150_split, write_csv
+from tests.workers import built_once
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO_ROOT / "container" / "train"
@@ -77,9 +78,15 @@ def trained_model(
     tmp_path_factory: pytest.TempPathFactory,
     clinc10: tuple[list[LabelledQuery], list[LabelledQuery], list[LabelledQuery]],
 ) -> TrainedModel:
-    """The tiny preset trained once with its default hyperparameters on clinc10 (val split held out)."""
+    """The tiny preset trained once with its default hyperparameters on clinc10 (val split held out):
+    once per run, whatever the number of pytest-xdist workers (tests/workers.py). Tests only read it."""
     train, val, _ = clinc10
-    root = make_opt_ml(tmp_path_factory.mktemp("opt_ml"), train, val)
-    result = run_train(root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return TrainedModel(root, root / "model", result.stdout, result.stderr)
+    with built_once(tmp_path_factory, "trained_model") as (root, built):
+        logs = root / "train-logs.json"
+        if not built:
+            make_opt_ml(root, train, val)
+            result = run_train(root)
+            assert result.returncode == 0, result.stderr[-3000:]
+            logs.write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}), encoding="utf-8")
+    output = json.loads(logs.read_text(encoding="utf-8"))
+    return TrainedModel(root, root / "model", output["stdout"], output["stderr"])
