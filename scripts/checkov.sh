@@ -3,6 +3,8 @@
 # in its own virtual environment .venv-checkov: checkov pins boto3/botocore/packaging versions that
 # conflict with the project's, so it cannot share .venv. Idempotent; quiet unless a check fails.
 # Waivers are in the templates (Metadata: checkov: skip, each with its reason).
+#
+#   bash scripts/checkov.sh --install   only installs .venv-checkov (scripts/test.sh does it beside setup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKOV_VERSION=3.3.30
@@ -10,6 +12,7 @@ if ! .venv-checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSIO
     python3 -m venv .venv-checkov
     .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
+[ "${1:-}" != "--install" ] || exit 0
 rendered=$(mktemp -d)
 trap 'rm -rf "$rendered"' EXIT
 .venv/bin/python - "$rendered" <<'PY'

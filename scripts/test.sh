@@ -3,7 +3,10 @@
 # image, runs the linters (ruff, mypy, import-linter, cfn-lint, mlops check-iam, checkov), the pytest suite
 # (Docker-marked tests included),
 # the scenario set with the process runtime, and the happy scenario with the Docker runtime.
-# At the end (also on failure) it prints the seconds each phase took.
+# What does not depend on .venv runs beside it: Debian's packages and the engine (one apt user at a
+# time: job browser-engine), and checkov's own venv (checkov-venv). Their output goes to
+# reports/ci/<job>.log and is shown when they end.
+# At the end (also on failure) it prints the seconds each phase took; a job that ran beside others says so.
 # The console's browser test (chromium, installed by scripts/browser.sh) saves screenshots in
 # reports/console/.
 #
@@ -16,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+ci_logs=reports/ci
+mkdir -p "$ci_logs"
 phases=()
 phase_name=""
 phase_started=$started
@@ -23,33 +28,59 @@ phase() {  # phase NAME: ends the running phase (recording its seconds) and star
     local now
     now=$(date +%s)
     if [ -n "$phase_name" ]; then
-        phases+=("$(printf '%-28s %5d s' "$phase_name" $((now - phase_started)))")
+        phases+=("$(printf '%-34s %5d s' "$phase_name" $((now - phase_started)))")
     fi
     phase_name=$1
     phase_started=$now
     [ -z "$1" ] || echo "== $1"
 }
+declare -A job_pids=()
+background() {  # background NAME CMD...: runs CMD beside the phases; its output goes to reports/ci/NAME.log
+    local name=$1
+    shift
+    echo "== $name (beside the next phases; output in $ci_logs/$name.log)"
+    (
+        job_started=$(date +%s)
+        code=0
+        "$@" || code=$?
+        echo $(( $(date +%s) - job_started )) >"$ci_logs/$name.seconds"
+        exit "$code"
+    ) >"$ci_logs/$name.log" 2>&1 &
+    job_pids[$name]=$!
+}
+await() {  # await NAME: waits for the background job NAME, shows its output, records its seconds
+    local name=$1 code=0
+    wait "${job_pids[$name]}" || code=$?
+    unset "job_pids[$name]"
+    sed "s/^/  [$name] /" "$ci_logs/$name.log"
+    phases+=("$(printf '%-34s %5d s (beside others)' "$name" "$(cat "$ci_logs/$name.seconds" 2>/dev/null || echo 0)")")
+    if [ "$code" != 0 ]; then
+        echo "== $name failed (exit $code); its whole output is $ci_logs/$name.log" >&2
+        return "$code"
+    fi
+}
 report() {
     local code=$?
+    [ ${#job_pids[@]} -eq 0 ] || kill "${job_pids[@]}" 2>/dev/null || true
     phase ""
     echo "== phases"
     printf '  %s\n' "${phases[@]}"
-    printf '  %-28s %5d s (exit %d)\n' "total" $(( $(date +%s) - started )) "$code"
+    printf '  %-34s %5d s (exit %d)\n' "total" $(( $(date +%s) - started )) "$code"
 }
 trap report EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM  # so that the phases' report shows how the run ended
 
+# chromium + graphviz (the console's browser test, the state machine's layout), then the engine: both use
+# apt, one after the other, while pip fills the two virtual environments.
+if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
+    background browser-engine bash -c 'bash scripts/browser.sh && bash scripts/docker-engine.sh'
+else
+    background browser bash scripts/browser.sh
+fi
+background checkov-venv bash scripts/checkov.sh --install
 phase "setup (.venv)"
 bash scripts/setup.sh
-phase "browser and graphviz"
-bash scripts/browser.sh  # chromium + graphviz: the console's browser test and the state machine layout
-export MLOPS_REQUIRE_BROWSER=1
-if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
-    phase "engine and base image"
-    bash scripts/docker-engine.sh
-    export MLOPS_REQUIRE_DOCKER=1
-fi
 phase "lint"
 .venv/bin/ruff check .
 .venv/bin/mypy
@@ -57,8 +88,18 @@ phase "lint"
 if compgen -G "deployer/templates/*.yaml" >/dev/null; then
     .venv/bin/cfn-lint deployer/templates/*.yaml
     .venv/bin/mlops check-iam
+    await checkov-venv
     bash scripts/checkov.sh
 fi
+[ -z "${job_pids[checkov-venv]:-}" ] || await checkov-venv
+phase "waiting for the engine"
+if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
+    await browser-engine
+    export MLOPS_REQUIRE_DOCKER=1
+else
+    await browser
+fi
+export MLOPS_REQUIRE_BROWSER=1
 phase "tests"
 .venv/bin/pytest -n "${MLOPS_TEST_WORKERS:-auto}" --dist loadfile "$@"
 if [ "${MLOPS_SKIP_SCENARIOS:-0}" != "1" ]; then
