@@ -76,11 +76,8 @@ trap 'exit 143' TERM  # so that the phases' report shows how the run ended
 
 # chromium + graphviz (the console's browser test, the state machine's layout), then the engine: both use
 # apt, one after the other, while pip fills the two virtual environments.
-if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
-    background browser-engine bash -c 'bash scripts/browser.sh && bash scripts/docker-engine.sh'
-else
-    background browser bash scripts/browser.sh
-fi
+background browser-engine bash -c \
+    'bash scripts/browser.sh && { [ "${MLOPS_SKIP_DOCKER:-0}" = 1 ] || bash scripts/docker-engine.sh; }'
 background checkov-venv bash scripts/checkov.sh --install
 phase "setup (.venv)"
 bash scripts/setup.sh
@@ -97,13 +94,9 @@ phase "ruff"
 .venv/bin/ruff check .
 phase "waiting for the engine"
 await checkov-venv
-if [ "${MLOPS_SKIP_DOCKER:-0}" != "1" ]; then
-    await browser-engine
-    export MLOPS_REQUIRE_DOCKER=1
-else
-    await browser
-fi
+await browser-engine
 export MLOPS_REQUIRE_BROWSER=1
+[ "${MLOPS_SKIP_DOCKER:-0}" = "1" ] || export MLOPS_REQUIRE_DOCKER=1
 phase "tests"
 .venv/bin/pytest -n "${MLOPS_TEST_WORKERS:-auto}" --dist loadfile "$@"
 docker_scenario=0
