@@ -98,14 +98,15 @@ class AwsError:
 
 
 @functools.cache
-def _service_model(service: str) -> ServiceModel:
-    """botocore's model of `service`, read once (a new botocore session reads it from disk again)."""
+def service_model(service: str) -> ServiceModel:
+    """botocore's model of `service`, parsed once per process (a new botocore session parses it from disk
+    again: SageMaker's takes 0.1 s of CPU)."""
     return botocore.session.get_session().get_service_model(service)
 
 
 def protocol(service: str) -> str:
     """The service's wire protocol from botocore's model: json, rest-json, query or rest-xml."""
-    return str(_service_model(service).metadata["protocol"])
+    return str(service_model(service).metadata["protocol"])
 
 
 def check_call(service: str, operation: str) -> None:
@@ -114,7 +115,7 @@ def check_call(service: str, operation: str) -> None:
         raise ValueError(
             f"API errors can be injected for the services {', '.join(sorted(SERVICES))}, not {service!r}"
         )
-    names = _service_model(service).operation_names
+    names = service_model(service).operation_names
     if operation not in names:
         raise ValueError(
             f"{service} has no operation {operation!r} (the API reference's name, e.g. {names[0]})"
@@ -173,7 +174,7 @@ def request_protocol(service: str, content_type: str | None) -> str:
     by the request's Content-Type; moto answers CBOR requests as JSON, so the error does too."""
     from moto.core.request import determine_request_protocol
 
-    model = _service_model(service)
+    model = service_model(service)
     try:
         wire = str(determine_request_protocol(model, content_type))
     except NotImplementedError:
@@ -209,7 +210,7 @@ def render(
       ...</HostId></Error>` (S3 API reference, "Error responses").
     """
     wire = wire or protocol(service)
-    metadata = _service_model(service).metadata
+    metadata = service_model(service).metadata
     if wire == "json":
         version = metadata.get("jsonVersion", "1.0")
         headers = {

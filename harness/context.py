@@ -28,8 +28,7 @@ import os
 import threading
 from typing import Any, Final, TypeVar
 
-import botocore.session
-
+from harness.aws_errors import service_model
 from harness.compute.plane import ComputePlane
 from harness.faults import FaultBoard
 from harness.iam.credentials import ADMIN_CREDENTIALS
@@ -45,7 +44,7 @@ LAMBDA_PRINCIPAL: Final = "lambda.amazonaws.com"
 
 def sagemaker_parameters(operation: str) -> frozenset[str]:
     """The request members of a SageMaker operation, from botocore's model of the API."""
-    model = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation)
+    model = service_model("sagemaker").operation_model(operation)
     return frozenset(model.input_shape.members)
 
 

@@ -85,7 +85,7 @@ from harness.pipeline import (
     boto3_invoker,
     default_executors,
     deployed_pipeline,
-    invoke_client,
+    invoke_config,
     state_listener,
 )
 from harness.pipeline.build_cache import LocalBuildCache
@@ -507,9 +507,7 @@ class LocalAws:
             endpoint_url=self.endpoint_url,
             image_build=self._image_build(),
             job_board=EmulatorJobBoard(ACCOUNT_ID, REGION),
-            invoke=boto3_invoker(
-                invoke_client(roles.session(role, session_name, CODEPIPELINE), self.endpoint_url)
-            ),
+            invoke=boto3_invoker(roles.client("lambda", role, session_name, CODEPIPELINE, invoke_config())),
             roles=roles,
             artifact_credentials={
                 "accessKeyId": credentials.access_key_id,

@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
-import botocore.session
-
 from deployer.iam_policy import Request
+from harness.aws_errors import service_model
 
 # Operations that need no permission (IAM user guide, "GetCallerIdentity": no permissions are required).
 UNAUTHORIZED_OPERATIONS: Final = frozenset({("sts", "GetCallerIdentity")})
@@ -88,7 +87,7 @@ _IAM_PREFIXES: Final = {"monitoring": "cloudwatch"}
 def signing_name(service: str) -> str:
     """The IAM prefix of a botocore service: its signing name (e.g. stepfunctions -> states), except
     CloudWatch's ("monitoring", IAM prefix "cloudwatch")."""
-    model = botocore.session.get_session().get_service_model(service)
+    model = service_model(service)
     name = str(model.signing_name or model.endpoint_prefix)
     return _IAM_PREFIXES.get(name, name)
 

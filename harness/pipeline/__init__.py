@@ -89,6 +89,7 @@ from harness.pipeline.lambda_action import (
     LambdaInvokeExecutor,
     boto3_invoker,
     invoke_client,
+    invoke_config,
 )
 from harness.pipeline.model import (
     ActionContext,
@@ -162,6 +163,7 @@ __all__ = [
     "deployed_pipeline",
     "git_source_action",
     "invoke_client",
+    "invoke_config",
     "pipeline_from_api",
     "pipeline_state",
     "policy_named",

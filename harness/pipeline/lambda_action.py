@@ -131,11 +131,15 @@ ASYNC_RETRIES = 2
 INVOKE_READ_TIMEOUT_S = 960
 
 
+def invoke_config() -> Config:
+    """A Lambda client's settings for action invokes: no retries (a retried invoke would run the action
+    twice) and a read timeout longer than any function's."""
+    return Config(read_timeout=INVOKE_READ_TIMEOUT_S, connect_timeout=5, retries={"max_attempts": 1})
+
+
 def invoke_client(session: Any, endpoint_url: str | None) -> Any:
-    """A Lambda client for action invokes: no retries (a retried invoke would run the action twice) and a
-    read timeout longer than any function's."""
-    config = Config(read_timeout=INVOKE_READ_TIMEOUT_S, connect_timeout=5, retries={"max_attempts": 1})
-    return session.client("lambda", endpoint_url=endpoint_url, config=config)
+    """A Lambda client of `session` for action invokes (`invoke_config`)."""
+    return session.client("lambda", endpoint_url=endpoint_url, config=invoke_config())
 
 
 def boto3_invoker(lambda_client: Any) -> Invoker:
