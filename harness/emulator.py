@@ -23,6 +23,7 @@ from typing import Protocol
 import boto3
 from botocore.config import Config
 
+from harness.boto_sessions import new_session
 from harness.context import HarnessContext, claim, release
 from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
 
@@ -62,7 +63,7 @@ class ExternalEmulator:
     region: str = REGION
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **FAKE_CREDENTIALS)
+        return new_session(self.region, FAKE_CREDENTIALS)
 
 
 class EmbeddedEmulator:
@@ -97,7 +98,7 @@ class EmbeddedEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     def session(self) -> boto3.Session:
-        return boto3.Session(region_name=self.region, **FAKE_CREDENTIALS)
+        return new_session(self.region, FAKE_CREDENTIALS)
 
     def client(self, service: str):  # type: ignore[no-untyped-def]  # boto3 clients are untyped here
         return self.session().client(service, endpoint_url=self.endpoint_url, config=client_config())

@@ -27,6 +27,7 @@ import boto3
 from botocore.config import Config
 
 from deployer.iam_policy import Request
+from harness.boto_sessions import new_session
 from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials, TrustPolicyError
 from harness.iam.enforcement import IamEnforcement
 from harness.iam.principals import resolve
@@ -87,7 +88,7 @@ class ServiceRoles:
 
     def session(self, role_arn: str | None, session_name: str, service: str) -> boto3.Session:
         credentials = self.credentials(role_arn, session_name, service)
-        return boto3.session.Session(region_name=self.region, **credentials.as_boto3())
+        return new_session(self.region, credentials.as_boto3())
 
     def client(
         self, api: str, role_arn: str | None, session_name: str, service: str, config: Config | None = None
@@ -97,7 +98,7 @@ class ServiceRoles:
         credentials = self.credentials(role_arn, session_name, service)
         with self._clients_lock:
             if self._clients_session is None:
-                self._clients_session = boto3.session.Session(region_name=self.region)
+                self._clients_session = new_session(self.region)
             return self._clients_session.client(
                 api,
                 endpoint_url=self.endpoint_url,

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from harness.boto_sessions import new_session
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
 from harness.compute.runtimes import choose_runtime
@@ -51,7 +52,7 @@ def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Cal
     def make() -> Any:
         with lock:
             if not session:
-                session.append(boto3.session.Session(region_name=region, **FAKE_CREDENTIALS))
+                session.append(new_session(region, FAKE_CREDENTIALS))
             return session[0].client(
                 service,
                 endpoint_url=endpoint_url,
