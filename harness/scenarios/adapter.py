@@ -58,12 +58,14 @@ from harness.model_registry import plain_item
 from harness.pipeline import Pipeline, PipelineResult
 from harness.scenarios.failure_origin import doomed_states, failure_origin
 from harness.scenarios.interface import (
+    ALL_PARTS,
     ApiEndpoint,
     EndpointView,
     ExecutionView,
     HarnessError,
     HarnessSettings,
     Observation,
+    ObservedPart,
     PipelineExecutionView,
     StageView,
 )
@@ -352,15 +354,15 @@ class LocalScenarioHarness:
         return ApiEndpoint(base, access.api_key)
 
     # -- observing -----------------------------------------------------------------------------------
-    def observe(self) -> Observation:
+    def observe(self, parts: frozenset[ObservedPart] = ALL_PARTS) -> Observation:
         flow = self._flow
         return Observation(
-            pipeline_executions=self._pipeline_views(),
-            executions=self._execution_views(),
-            registry=self._registry(),
-            endpoint=self._endpoint(),
-            approval_pending=bool(flow.control.approvals.pending()),
-            training_cache_hits=self._training_cache_hits(),
+            pipeline_executions=self._pipeline_views() if "pipeline" in parts else (),
+            executions=self._execution_views() if "executions" in parts else (),
+            registry=self._registry() if "registry" in parts else (),
+            endpoint=self._endpoint() if "endpoint" in parts else None,
+            approval_pending=bool(flow.control.approvals.pending()) if "approval" in parts else False,
+            training_cache_hits=self._training_cache_hits() if "cache" in parts else 0,
         )
 
     def _training_cache_hits(self) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol, get_args
 
 from pydantic import JsonValue
 
@@ -74,7 +74,8 @@ class EndpointView:
 
 @dataclass(frozen=True)
 class Observation:
-    """The harness's state at one moment; lists are oldest first."""
+    """The harness's state at one moment; lists are oldest first. A part not observed (`ObservedPart`)
+    keeps its empty default."""
 
     pipeline_executions: tuple[PipelineExecutionView, ...] = ()
     executions: tuple[ExecutionView, ...] = ()
@@ -83,6 +84,11 @@ class Observation:
     endpoint: EndpointView | None = None
     approval_pending: bool = False
     training_cache_hits: int = 0  # training jobs that reused an earlier job's model (step caching)
+
+
+# The parts of an Observation, each read on its own: a wait polls only the part it waits on.
+ObservedPart = Literal["pipeline", "executions", "registry", "endpoint", "approval", "cache"]
+ALL_PARTS: Final[frozenset[ObservedPart]] = frozenset(get_args(ObservedPart))
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,9 @@ class ScenarioHarness(Protocol):
         """The published API; raises when no API has been published yet."""
         ...
 
-    def observe(self) -> Observation:
-        """The current state of pipeline, executions, registry and endpoint."""
+    def observe(self, parts: frozenset[ObservedPart] = ALL_PARTS) -> Observation:
+        """The current state of pipeline, executions, registry, endpoint, approval and training cache;
+        only `parts` are read, the others keep Observation's empty defaults."""
         ...
 
     def logs_since(self, since: float) -> str:

@@ -41,6 +41,7 @@ from harness.scenarios.interface import (
     HarnessSettings,
     HttpExchange,
     Observation,
+    ObservedPart,
     ScenarioHarness,
 )
 from harness.scenarios.loader import LoadedScenario
@@ -70,6 +71,15 @@ Runtime = Literal["docker", "process", "auto"]
 StepStatus = Literal["passed", "failed", "error", "skipped"]
 API_KEY_HEADER = "x-api-key"
 REQUEST_TIMEOUT_S = 70.0  # above the 60 s invocation limit, so the API's own timeout answers first
+_PIPELINE: frozenset[ObservedPart] = frozenset({"pipeline"})
+_EXECUTIONS: frozenset[ObservedPart] = frozenset({"executions"})
+# What a wait polls (every poll_interval_s): only what its verdict reads; the step's expectations are
+# checked on a full observation once it ends.
+_WAITED_ON: dict[type[WaitPipeline | WaitExecution | WaitForApproval], frozenset[ObservedPart]] = {
+    WaitPipeline: _PIPELINE,
+    WaitExecution: _EXECUTIONS,
+    WaitForApproval: frozenset({"approval"}),
+}
 
 
 @dataclass
@@ -146,7 +156,7 @@ class ScenarioRunner:
             try:
                 with self.factory(settings) as harness:
                     _Run(loaded, harness, result, self.options.poll_interval_s).run()
-                    result.training_cache_hits = harness.observe().training_cache_hits
+                    result.training_cache_hits = harness.observe(frozenset({"cache"})).training_cache_hits
             except Exception as error:  # the harness's own failure to start or stop: report, never raise
                 result.error = f"{type(error).__name__}: {error}"
         result.duration_s = time.monotonic() - started
@@ -417,7 +427,7 @@ class _Run:
     def _act(self, index: int, step: Step) -> tuple[list[HttpExchange], list[CheckResult]]:
         if isinstance(step, CommitStep):
             change = step.commit
-            self.min_pipeline_runs = len(self.harness.observe().pipeline_executions) + 1
+            self.min_pipeline_runs = len(self.harness.observe(_PIPELINE).pipeline_executions) + 1
             commit_id = self.harness.commit(change.message, change.files, change.hyperparameters.given())
             self.commits[step.name or f"#{index + 1}"] = commit_id
         elif isinstance(step, S3PutStep):
@@ -430,10 +440,10 @@ class _Run:
                 else (put.text or "").encode("utf-8")
             )
             self.known_intents |= intents_in(body)
-            self.min_executions = len(self.harness.observe().executions) + 1
+            self.min_executions = len(self.harness.observe(_EXECUTIONS).executions) + 1
             self.harness.s3_put(put.key, body)
         elif isinstance(step, RerunStep):
-            self.min_pipeline_runs = len(self.harness.observe().pipeline_executions) + 1
+            self.min_pipeline_runs = len(self.harness.observe(_PIPELINE).pipeline_executions) + 1
             self.harness.rerun()
         elif isinstance(step, ApprovalStep):
             self.harness.decide_approval(step.approval.decision == "approve", step.approval.comment)
@@ -452,8 +462,9 @@ class _Run:
     def _wait(self, step: WaitStep) -> list[CheckResult]:
         wait = step.wait
         deadline = time.monotonic() + wait.timeout_s
+        parts = _WAITED_ON[type(wait)]
         while True:
-            now = self.harness.observe()
+            now = self.harness.observe(parts)
             verdict = self._wait_verdict(wait, now)
             if verdict is not None:
                 return [verdict]

@@ -46,6 +46,7 @@ ends, so moto's own fixed poll delay is never reached.
 from __future__ import annotations
 
 import datetime
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -86,6 +87,7 @@ from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from harness.boto_sessions import new_session
 from harness.context import current, sagemaker_parameters
 
 # Step Functions developer guide, "Create and manage Amazon SageMaker AI jobs with Step Functions",
@@ -355,14 +357,28 @@ def role_client_for(region: str, service: str, state_credentials: StateCredentia
     if context is None or not role_arn:
         return _moto_boto_client_for(region, service, state_credentials)
     credentials = context.iam.session(str(role_arn), STATES_SESSION_NAME, STATES_PRINCIPAL)
-    import boto3
-    from botocore.config import Config
     from moto.settings import moto_server_port
 
-    return boto3.client(
+    return _role_client(
+        region,
         service,
-        region_name=region,
-        endpoint_url=f"http://localhost:{moto_server_port()}",
+        f"http://localhost:{moto_server_port()}",
+        tuple(sorted(credentials.as_boto3().items())),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _role_client(
+    region: str, service: str, endpoint_url: str, credentials: tuple[tuple[str, str], ...]
+) -> Any:
+    """One client per role's credentials, service and emulator (a client is thread-safe; making one per
+    Task cost more than the Task's call). The credentials are a context's, kept for its life, so a new
+    context (a new emulator port, new keys) gets new clients."""
+    from botocore.config import Config
+
+    return new_session(region, dict(credentials)).client(
+        service,
+        endpoint_url=endpoint_url,
         # moto's settings for these clients: no retries, its task timeout for connect and read.
         config=Config(
             parameter_validation=False,
@@ -370,7 +386,6 @@ def role_client_for(region: str, service: str, state_credentials: StateCredentia
             connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
             read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
         ),
-        **credentials.as_boto3(),
     )
 
 

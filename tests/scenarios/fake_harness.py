@@ -21,11 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pydantic import JsonValue
 
 from harness.scenarios.interface import (
+    ALL_PARTS,
     ApiEndpoint,
     EndpointView,
     ExecutionView,
     HarnessSettings,
     Observation,
+    ObservedPart,
     PipelineExecutionView,
     StageView,
 )
@@ -121,27 +123,28 @@ class FakeHarness:
             raise RuntimeError("no API has been published")
         return ApiEndpoint(f"http://127.0.0.1:{self.server.server_address[1]}/prod", API_KEY)
 
-    def observe(self) -> Observation:
+    def observe(self, parts: frozenset[ObservedPart] = ALL_PARTS) -> Observation:
         with self.lock:
             self._advance()
-            return Observation(
-                pipeline_executions=tuple(
-                    PipelineExecutionView(
-                        run.execution_id, run.status, tuple(run.stages.values()), run.commit
-                    )
-                    for run in self.runs
-                ),
-                executions=tuple(self.executions),
-                registry=tuple(dict(item) for item in self.registry),
-                endpoint=self.endpoint,
-                approval_pending=any(
-                    run.status == "InProgress"
-                    and STAGES[run.next_stage - 1] == "Approve"
-                    and run.stages["Approve"].status == "InProgress"
-                    for run in self.runs
-                    if run.next_stage
-                ),
-            )
+            return _only(parts, self._observation())
+
+    def _observation(self) -> Observation:
+        return Observation(
+            pipeline_executions=tuple(
+                PipelineExecutionView(run.execution_id, run.status, tuple(run.stages.values()), run.commit)
+                for run in self.runs
+            ),
+            executions=tuple(self.executions),
+            registry=tuple(dict(item) for item in self.registry),
+            endpoint=self.endpoint,
+            approval_pending=any(
+                run.status == "InProgress"
+                and STAGES[run.next_stage - 1] == "Approve"
+                and run.stages["Approve"].status == "InProgress"
+                for run in self.runs
+                if run.next_stage
+            ),
+        )
 
     def logs_since(self, since: float) -> str:
         return "\n".join(text for at, text in self.log_lines if at >= since)
@@ -326,3 +329,15 @@ def open_broken(settings: HarnessSettings) -> Iterator[FakeHarness]:
     """A `HarnessFactory` whose harness cannot start (as when the emulator's port is taken)."""
     raise RuntimeError("the emulator did not start")
     yield  # pragma: no cover - makes this a generator
+
+
+def _only(parts: frozenset[ObservedPart], seen: Observation) -> Observation:
+    """What the adapter returns for `parts`: the parts not asked for keep their empty defaults."""
+    return Observation(
+        pipeline_executions=seen.pipeline_executions if "pipeline" in parts else (),
+        executions=seen.executions if "executions" in parts else (),
+        registry=seen.registry if "registry" in parts else (),
+        endpoint=seen.endpoint if "endpoint" in parts else None,
+        approval_pending=seen.approval_pending if "approval" in parts else False,
+        training_cache_hits=seen.training_cache_hits if "cache" in parts else 0,
+    )
