@@ -147,7 +147,7 @@ def check_execution(expect: ExecutionExpectation, now: Observation) -> list[Chec
 def _execution_run(prefix: str, expect: ExecutionExpectation, run: ExecutionView) -> list[CheckResult]:
     results: list[CheckResult] = []
     if expect.status is not None:
-        results.append(_result(f"{prefix}.status", expect.status, run.status))
+        results.append(_execution_status(prefix, expect.status, run))
     if expect.failed_state is not None:
         results.append(_result(f"{prefix}.failed_state", expect.failed_state, run.failed_state or _MISSING))
     if expect.error is not None:
@@ -155,6 +155,16 @@ def _execution_run(prefix: str, expect: ExecutionExpectation, run: ExecutionView
     if expect.cause_contains is not None:
         results.append(_contains(f"{prefix}.cause", expect.cause_contains, run.cause))
     return results
+
+
+def _execution_status(prefix: str, wanted: str, run: ExecutionView) -> CheckResult:
+    """A run in another status than `wanted` shows why it ended so (state, error, cause), not just how."""
+    if run.status == wanted:
+        return _result(f"{prefix}.status", wanted, run.status)
+    where = f" in {run.failed_state}" if run.failed_state else ""
+    why = ": ".join(part for part in (run.error, run.cause) if part)
+    actual = f"{run.status}{where}: {why}" if why else f"{run.status}{where}"
+    return _result(f"{prefix}.status", wanted, actual, passed=False)
 
 
 def _contains(what: str, needle: str, text: str | None) -> CheckResult:

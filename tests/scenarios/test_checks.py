@@ -134,6 +134,10 @@ def test_execution_failed_state_error_cause_and_distinct_names() -> None:
         'execution.distinct_names: FAILED: expected no repeated name, actual ["intent-aaaa"]',
         "execution[latest].failed_state: FAILED: expected BelowThreshold, actual Train",
     ]
+    assert failed(run({"execution": {"which": "all", "status": "SUCCEEDED"}}, context)) == [
+        "execution[#2].status: FAILED: expected SUCCEEDED, actual FAILED in Train: TrainingPipelineFailed: "
+        "States.TaskFailed: channel 'training' lacks column(s) Query, Intent"
+    ]
 
 
 def test_registry_fields_matchers_and_commit_references() -> None:
