@@ -22,11 +22,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.compute.training_cache import cache_home
 from harness.scenarios.binding import HarnessNotWired, resolve_harness_factory
 from harness.scenarios.catalogue import describe_catalogue
 from harness.scenarios.loader import LoadedScenario, ScenarioLoadError, load_all
 from harness.scenarios.replay import RunOptions, ScenarioResult, ScenarioRunner
 from harness.scenarios.results import print_report, write_junit
+from harness.scenarios.schedule import DurationRecord
 from harness.scenarios.shard import Shard
 
 DEFAULT_PATHS = [Path("scenarios")]
@@ -104,7 +106,10 @@ def scenario_run(
     )
     console.print(f"{len(loaded)} scenario(s), {parallel} at a time", markup=False)
     results = ScenarioRunner(factory, options).run_all(
-        loaded, parallel=parallel, on_result=lambda result: _progress(console, result)
+        loaded,
+        parallel=parallel,
+        on_result=lambda result: _progress(console, result),
+        durations=DurationRecord.beside(cache_home()),
     )
     print_report(results, console)
     if junit is not None:

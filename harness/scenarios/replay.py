@@ -45,6 +45,7 @@ from harness.scenarios.interface import (
     ScenarioHarness,
 )
 from harness.scenarios.loader import LoadedScenario
+from harness.scenarios.schedule import DurationRecord, schedule
 from harness.scenarios.schema import (
     DATASETS,
     EXECUTION_TERMINAL,
@@ -167,12 +168,25 @@ class ScenarioRunner:
         scenarios: Sequence[LoadedScenario],
         parallel: int = 1,
         on_result: Callable[[ScenarioResult], None] | None = None,
+        durations: DurationRecord | None = None,
     ) -> list[ScenarioResult]:
-        """Runs scenarios one after another, or `parallel` at a time, each in its own process.
+        """Runs scenarios one after another, or `parallel` at a time, each in its own process, started in
+        the order `schedule` gives (read from `durations`, which then records the passed ones' times).
 
         Results come back in the order of `scenarios`; `on_result` sees each as soon as it is known.
         """
-        report = on_result or (lambda _: None)
+        results = self._run_all(scenarios, parallel, on_result or (lambda _: None), durations)
+        if durations is not None:
+            durations.update({result.name: result.duration_s for result in results if result.passed})
+        return results
+
+    def _run_all(
+        self,
+        scenarios: Sequence[LoadedScenario],
+        parallel: int,
+        report: Callable[[ScenarioResult], None],
+        durations: DurationRecord | None,
+    ) -> list[ScenarioResult]:
         if parallel <= 1 or len(scenarios) <= 1:
             results = []
             for loaded in scenarios:
@@ -181,11 +195,14 @@ class ScenarioRunner:
             return results
         # spawn, not fork: the parent may hold threads (an HTTP pool, a logger) that fork would copy broken
         context = multiprocessing.get_context("spawn")
+        order = schedule(scenarios, durations.read() if durations is not None else {})
         with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
-            futures = [pool.submit(_run_one, self.factory, self.options, loaded) for loaded in scenarios]
-            for future in as_completed(futures):
+            started = {
+                id(loaded): pool.submit(_run_one, self.factory, self.options, loaded) for loaded in order
+            }
+            for future in as_completed(started.values()):
                 report(future.result())
-            return [future.result() for future in futures]
+            return [started[id(loaded)].result() for loaded in scenarios]
 
     @contextlib.contextmanager
     def _work_dir(self, name: str) -> Iterator[Path]:

@@ -10,12 +10,22 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from harness.compute.training_cache import CACHE_DIR_ENV
 from harness.scenarios import binding
 from harness.scenarios.binding import HARNESS_ENV
 from harness.scenarios.cli import SCENARIO_LIST_HELP, SCENARIO_RUN_HELP, scenario_list, scenario_run
+from harness.scenarios.schedule import DurationRecord
 
 FAKE = "tests.scenarios.fake_harness:open_fake"
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`scenario run` records durations beside the training cache: the test's own, not the user's."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    return cache
 
 
 def app() -> typer.Typer:
@@ -78,6 +88,17 @@ def test_run_fails_with_expected_and_actual(tmp_path: Path) -> None:
     code, output = invoke("scenario", "run", str(tmp_path), "--harness", FAKE)
     assert code == 1
     assert "scenario wrong" in output and "registry.count: expected 5" in output and "actual 1" in output
+
+
+def test_run_records_how_long_each_passed_scenario_took(tmp_path: Path, _own_cache: Path) -> None:
+    """The record the next parallel run orders by (harness/scenarios/schedule.py); a failed scenario's
+    time says nothing about a full run, so it is not recorded."""
+    write(tmp_path, "good", 1)
+    write(tmp_path, "wrong", 5)
+    code, output = invoke("scenario", "run", str(tmp_path), "--harness", FAKE, "--parallel", "2")
+    assert code == 1, output
+    record = DurationRecord.beside(_own_cache).read()
+    assert list(record) == ["good"] and record["good"] > 0
 
 
 def test_run_takes_the_harness_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
