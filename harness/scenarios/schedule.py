@@ -107,7 +107,7 @@ def schedule(scenarios: Sequence[LoadedScenario], durations: Mapping[str, float]
     by_weight = sorted(
         scenarios, key=lambda item: (len(set(keys[id(item)])), -length(item), item.scenario.name)
     )
-    claimed: dict[TrainingKey, tuple[int, int]] = {}  # key -> (its claimer, where in its run it trains)
+    claimed: dict[TrainingKey, int] = {}  # key -> where in its first claimer's run it trains (0: at once)
     openers: list[LoadedScenario] = []
     middle: list[LoadedScenario] = []
     late: list[LoadedScenario] = []
@@ -115,12 +115,12 @@ def schedule(scenarios: Sequence[LoadedScenario], durations: Mapping[str, float]
         own = keys[id(item)]
         if own and own[0] not in claimed:
             openers.append(item)
-        elif any(claimed.get(key, (0, 0))[1] > 0 for key in own):
+        elif any(claimed.get(key, 0) > 0 for key in own):
             late.append(item)  # shares a training another does late
         else:
             middle.append(item)
         for position, key in enumerate(own):
-            claimed.setdefault(key, (id(item), position))
+            claimed.setdefault(key, position)
 
     def longest_first(items: Iterable[LoadedScenario]) -> list[LoadedScenario]:
         return sorted(items, key=lambda item: (-length(item), item.scenario.name))
