@@ -13,12 +13,14 @@ on AWS (boto3's default session), so their cold starts cost what they cost there
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import boto3
 import botocore.loaders
 import botocore.session
+from botocore.config import Config
 
 
 class _PathsOnce(list[str]):
@@ -45,4 +47,33 @@ def new_session(region: str, credentials: dict[str, str] | None = None) -> boto3
     return boto3.session.Session(botocore_session=core, region_name=region, **(credentials or {}))
 
 
-__all__ = ["new_session"]
+def client_config() -> Config:
+    """Client settings for talking to a local endpoint: quick to fail, no long retry storms."""
+    return Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120)
+
+
+class SessionClients:
+    """Clients from one session (`new_session`), made on first use under a lock: a session is not
+    thread-safe, its clients are. Even with the shared loader, a new session per client costs 5-16 ms
+    of CPU more per client (measured for S3, Lambda and SageMaker)."""
+
+    def __init__(self, region: str, credentials: dict[str, str] | None = None) -> None:
+        self._region = region
+        self._credentials = credentials
+        self._session: boto3.session.Session | None = None
+        self._lock = threading.Lock()
+
+    def client(
+        self, service: str, endpoint_url: str, config: Config, credentials: dict[str, str] | None = None
+    ) -> Any:
+        """A `service` client; `credentials` (boto3's keyword arguments) sign for it instead of the
+        session's."""
+        with self._lock:
+            if self._session is None:
+                self._session = new_session(self._region, self._credentials)
+            return self._session.client(
+                service, endpoint_url=endpoint_url, config=config, **(credentials or {})
+            )
+
+
+__all__ = ["SessionClients", "client_config", "new_session"]

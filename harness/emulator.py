@@ -21,9 +21,8 @@ from types import TracebackType
 from typing import Protocol
 
 import boto3
-from botocore.config import Config
 
-from harness.boto_sessions import new_session
+from harness.boto_sessions import client_config, new_session
 from harness.context import HarnessContext, claim, release
 from harness.identity import ACCOUNT_ID, FAKE_CREDENTIALS, REGION
 
@@ -48,11 +47,6 @@ class Emulator(Protocol):
     def endpoint_url(self) -> str: ...
 
     def session(self) -> boto3.Session: ...
-
-
-def client_config() -> Config:
-    """Client settings for talking to a local endpoint: quick to fail, no long retry storms."""
-    return Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ CodePipeline a millisecond timestamp.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -27,7 +26,7 @@ import boto3
 from botocore.config import Config
 
 from deployer.iam_policy import Request
-from harness.boto_sessions import new_session
+from harness.boto_sessions import SessionClients, client_config, new_session
 from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials, TrustPolicyError
 from harness.iam.enforcement import IamEnforcement
 from harness.iam.principals import resolve
@@ -56,26 +55,20 @@ class RoleError(Exception):
     """A role the service could not assume (its trust policy does not name the service)."""
 
 
-def _client_config() -> Config:
-    return Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120)
-
-
 class ServiceRoles:
     """Credentials and clients of the emulator at `endpoint_url` as the roles services act with.
 
     `iam` is the running context's enforcement (`HarnessContext.iam`); None gives the admin's credentials
     to everyone (a plane made without a context). Thread-safe: IamEnforcement keeps the sessions.
 
-    Every client comes from one boto3 session, made under a lock (a session is not thread-safe), with the
-    role's credentials given to the client: a new session per client parses botocore's models again
-    (0.1-0.3 s of CPU a client, most of a scenario's harness time before this)."""
+    Every client comes from one session (`SessionClients`), with the role's credentials given to the
+    client."""
 
     def __init__(self, endpoint_url: str, iam: IamEnforcement | None, region: str = REGION) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self._iam = iam
-        self._clients_session: boto3.session.Session | None = None
-        self._clients_lock = threading.Lock()
+        self._clients = SessionClients(region)
 
     def credentials(self, role_arn: str | None, session_name: str, service: str) -> Credentials:
         """What `service` acts with for `role_arn` (the admin's for no role, no enforcement)."""
@@ -96,15 +89,7 @@ class ServiceRoles:
         """An `api` client of the emulator that signs with the role's credentials (`config`: the client's
         settings, default: standard retries, 3 attempts)."""
         credentials = self.credentials(role_arn, session_name, service)
-        with self._clients_lock:
-            if self._clients_session is None:
-                self._clients_session = new_session(self.region)
-            return self._clients_session.client(
-                api,
-                endpoint_url=self.endpoint_url,
-                config=config or _client_config(),
-                **credentials.as_boto3(),
-            )
+        return self._clients.client(api, self.endpoint_url, config or client_config(), credentials.as_boto3())
 
     def authorize(
         self, role_arn: str | None, session_name: str, service: str, action: str, resource: str

@@ -20,16 +20,12 @@ API, e.g. `ProcessRuntime.register`). The plane knows nothing of which faults ex
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import boto3
-from botocore.config import Config
-
-from harness.boto_sessions import new_session
+from harness.boto_sessions import SessionClients, client_config
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
 from harness.compute.runtimes import choose_runtime
@@ -44,22 +40,11 @@ from harness.timing import Timing
 
 def client_factory(service: str, endpoint_url: str, region: str = REGION) -> Callable[[], Any]:
     """A factory of `service` clients for the emulator at `endpoint_url` (a fresh client per
-    caller/thread). The clients come from one session, made under a lock (a session is not
-    thread-safe): a new session per client would load botocore's models again, 0.3 s a client."""
-    session: list[boto3.session.Session] = []
-    lock = threading.Lock()
+    caller/thread), all from one session (`SessionClients`)."""
+    clients = SessionClients(region, FAKE_CREDENTIALS)
 
     def make() -> Any:
-        with lock:
-            if not session:
-                session.append(new_session(region, FAKE_CREDENTIALS))
-            return session[0].client(
-                service,
-                endpoint_url=endpoint_url,
-                config=Config(
-                    retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120
-                ),
-            )
+        return clients.client(service, endpoint_url, client_config())
 
     return make
 
