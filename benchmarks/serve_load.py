@@ -8,7 +8,8 @@ What it runs, in one go:
 - the candidate: this checkout's `container/serve`, with its defaults (workers = cores, batching on)
   and, with `--variants`, the same with batching off;
 - through the local API Gateway (`harness.gateway.ApiGateway`, the emulator's Lambda runtime running a
-  proxy that forwards the body to the candidate server with urllib), unless `--no-gateway`.
+  proxy that forwards the body to the candidate server on one keep-alive connection per warm worker,
+  as boto3's connection pool does in the real proxy), unless `--no-gateway`.
 Each server is started on the same model (`--model-dir`, else the tiny preset trained here once on
 CLINC150's 10 intents) and warmed up, then wrk (Debian's package, installed with apt-get when absent)
 keeps N keep-alive connections busy with one query per request for `--seconds` at each concurrency N.
@@ -16,9 +17,12 @@ keeps N keep-alive connections busy with one query per request for `--seconds` a
 The gateway path gets `--gateway-warmup` seconds of unmeasured load at each level first: the proxy
 Lambda starts a worker per concurrent request (AWS's scale-up), and those cold starts are not the
 path's cost per request. Printed: one row per server and concurrency: queries/s, p50, p99 (wrk's
-latency distribution), errors
-(socket errors + non-2xx answers), and the ratios against the baseline. Runs on whatever cores the
-machine has; wrk takes one thread per 64 connections, at most 2.
+latency distribution), errors (socket errors + non-2xx answers), the ratios against the baseline, and
+the CPU milliseconds each request cost each part of the path (the server's processes; on the gateway
+path also the gateway, a thread of this process, and the Lambda workers), read from /proc: on a
+saturated machine p50 is about clients x CPU per request / cores, so this column says why a path
+saturates where it does. Runs on whatever cores the machine has; wrk takes one thread per 64
+connections, at most 2.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -60,6 +64,9 @@ class Row:
     p99_ms: float
     errors: int
     requests: int
+    # CPU milliseconds per request in each part of the path (the server's processes, the gateway
+    # thread's process, the Lambda workers), read from /proc around the measured run.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def ensure_wrk() -> str:
@@ -76,6 +83,40 @@ def ensure_wrk() -> str:
     if not found:
         raise SystemExit("wrk could not be installed")
     return found
+
+
+def process_tree(root: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every descendant of `root`."""
+    listing = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+    children: dict[int, list[tuple[int, str]]] = {}
+    for line in listing.splitlines():
+        fields = line.split(None, 2)
+        if len(fields) == 3:
+            children.setdefault(int(fields[1]), []).append((int(fields[0]), fields[2]))
+    found, todo = [], [root]
+    while todo:
+        for pid, args in children.get(todo.pop(), []):
+            found.append((pid, args))
+            todo.append(pid)
+    return found
+
+
+def server_pids(pid: int) -> list[int]:
+    """A server's process and its workers."""
+    return [pid, *(child for child, _ in process_tree(pid))]
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process (all its threads) that still runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
 
 
 def free_port() -> int:
@@ -110,8 +151,10 @@ def baseline_container(ref: str, work: Path) -> Path:
 
 
 @contextmanager
-def serve_process(container: Path, model_dir: Path, work: Path, env: dict[str, str]) -> Iterator[str]:
-    """`container/serve` on a fresh /opt/ml whose model is `model_dir`; yields its URL once healthy."""
+def serve_process(
+    container: Path, model_dir: Path, work: Path, env: dict[str, str]
+) -> Iterator[tuple[str, int]]:
+    """`container/serve` on a fresh /opt/ml whose model is `model_dir`; yields (URL, pid) once healthy."""
     opt_ml = Path(tempfile.mkdtemp(dir=work))
     (opt_ml / "model").symlink_to(model_dir)
     port = free_port()
@@ -134,7 +177,7 @@ def serve_process(container: Path, model_dir: Path, work: Path, env: dict[str, s
             time.sleep(0.05)
         for _ in range(20):  # warm up every worker's onnxruntime session
             requests.post(f"{url}/invocations", json={"inputs": QUERY}, timeout=30).raise_for_status()
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -145,17 +188,32 @@ def serve_process(container: Path, model_dir: Path, work: Path, env: dict[str, s
 
 
 PROXY_SOURCE = """
-import json, urllib.request
+import http.client, json, urllib.parse
 
-TARGET = %r
+TARGET = urllib.parse.urlsplit(%r)
+_connection = None  # one keep-alive connection per warm worker, as boto3's pool keeps on AWS
+
+
+def _post(body):
+    global _connection
+    for attempt in (1, 2):
+        if _connection is None:
+            _connection = http.client.HTTPConnection(TARGET.hostname, TARGET.port, timeout=25)
+        try:
+            _connection.request("POST", TARGET.path, body=body, headers={"Content-Type": "application/json"})
+            answer = _connection.getresponse()
+            return answer.status, answer.read()
+        except (http.client.HTTPException, OSError):
+            _connection.close()
+            _connection = None  # the server closed an idle connection: open a new one, once
+            if attempt == 2:
+                raise
+
 
 def handler(event, context):
-    request = urllib.request.Request(
-        TARGET, data=(event.get("body") or "").encode("utf-8"), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=25) as answer:
-        return {"statusCode": answer.status, "headers": {"Content-Type": "application/json"},
-                "body": answer.read().decode("utf-8")}
+    status, body = _post((event.get("body") or "").encode("utf-8"))
+    headers = {"Content-Type": "application/json"}
+    return {"statusCode": status, "headers": headers, "body": body.decode("utf-8")}
 """
 
 
@@ -193,7 +251,17 @@ _LATENCY = re.compile(r"^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, script: Path, key: str | None) -> Row:
+def run_wrk(
+    wrk: str,
+    url: str,
+    concurrency: int,
+    seconds: int,
+    script: Path,
+    key: str | None,
+    parts: dict[str, list[int]] | None = None,
+) -> Row:
+    """wrk at `concurrency` for `seconds`; the processes of each of `parts` (name -> pids) are measured
+    for their CPU per request."""
     threads = max(1, min(2, concurrency // 64 or 1))
     command = [
         wrk,
@@ -211,14 +279,22 @@ def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, script: Path, ke
     ]
     if key is not None:
         command += ["-H", f"x-api-key: {key}"]
+    groups = {pid: name for name, pids in (parts or {}).items() for pid in pids}
+    before = cpu_seconds(list(groups))
     output = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    after = cpu_seconds(list(groups))
     latencies = {pct: float(value) * _UNITS[unit] for pct, value, unit in _LATENCY.findall(output)}
     total = int(re.search(r"([0-9]+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) ([0-9]+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: ([0-9]+)", output)
     errors += int(non_2xx.group(1)) if non_2xx else 0
     seconds_run = float(seconds)
-    return Row("", concurrency, total / seconds_run, latencies["50"], latencies["99"], errors, total)
+    cpu: dict[str, float] = {}
+    for pid, spent in after.items():
+        name = groups[pid]
+        cpu[name] = cpu.get(name, 0.0) + (spent - before.get(pid, spent)) * 1000 / max(1, total)
+    row = Row("", concurrency, total / seconds_run, latencies["50"], latencies["99"], errors, total)
+    return replace(row, cpu_ms=cpu)
 
 
 def main() -> int:
@@ -262,10 +338,11 @@ def main() -> int:
             urls = {
                 name: stack.enter_context(serve_process(c, model_dir, work, env)) for name, c, env in servers
             }
-            gateway = None if args.no_gateway else stack.enter_context(through_gateway(urls["new"]))
+            gateway = None if args.no_gateway else stack.enter_context(through_gateway(urls["new"][0]))
             for level in levels:
-                for name, url in urls.items():
-                    row = run_wrk(wrk, f"{url}/invocations", level, args.seconds, script, None)
+                for name, (url, pid) in urls.items():
+                    server = {"server": server_pids(pid)}
+                    row = run_wrk(wrk, f"{url}/invocations", level, args.seconds, script, None, server)
                     rows.append(replace(row, server=name))
                     print_row(rows[-1])
                 if gateway is not None:
@@ -273,7 +350,13 @@ def main() -> int:
                         # Unmeasured: each concurrent request needs a warm Lambda worker, and the first
                         # at a level are cold starts (AWS's scale-up), not the path's cost per request.
                         run_wrk(wrk, gateway[0], level, args.gateway_warmup, script, gateway[1])
-                    row = run_wrk(wrk, gateway[0], level, args.seconds, script, gateway[1])
+                    # The gateway is a thread of this process; the Lambda workers are its children.
+                    measured = {
+                        "server": server_pids(urls["new"][1]),
+                        "gateway": [os.getpid()],
+                        "Lambda": [pid for pid, args in process_tree(os.getpid()) if "bootstrap.py" in args],
+                    }
+                    row = run_wrk(wrk, gateway[0], level, args.seconds, script, gateway[1], measured)
                     rows.append(replace(row, server="new via API Gateway"))
                     print_row(rows[-1])
     print()
@@ -286,16 +369,26 @@ def main() -> int:
 def print_row(row: Row) -> None:
     print(
         f"  {row.server:<24} c={row.concurrency:<4} {row.qps:8.1f} q/s  p50 {row.p50_ms:7.2f} ms  "
-        f"p99 {row.p99_ms:8.2f} ms  errors {row.errors}",
+        f"p99 {row.p99_ms:8.2f} ms  errors {row.errors}  CPU ms/request {_cpu_text(row)}",
         file=sys.stderr,
         flush=True,
     )
 
 
+def _cpu_text(row: Row) -> str:
+    return " + ".join(f"{name} {row.cpu_ms[name]:.2f}" for name in CPU_PARTS if name in row.cpu_ms) or "-"
+
+
+CPU_PARTS = ("server", "gateway", "Lambda")
+
+
 def print_table(rows: list[Row]) -> None:
     baseline = {row.concurrency: row for row in rows if row.server == "baseline"}
-    print("| server | clients | queries/s | p50 ms | p99 ms | errors | q/s vs baseline | p50 vs baseline |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| server | clients | queries/s | p50 ms | p99 ms | errors | q/s vs baseline | p50 vs baseline "
+        "| CPU ms per request |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         base = baseline.get(row.concurrency)
         qps_ratio = f"{row.qps / base.qps:.1f}x" if base and base.qps else "-"
@@ -304,7 +397,7 @@ def print_table(rows: list[Row]) -> None:
             qps_ratio = p50_ratio = "1.0x"
         print(
             f"| {row.server} | {row.concurrency} | {row.qps:.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} | "
-            f"{row.errors} | {qps_ratio} | {p50_ratio} |"
+            f"{row.errors} | {qps_ratio} | {p50_ratio} | {_cpu_text(row)} |"
         )
 
 
