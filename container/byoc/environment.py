@@ -28,6 +28,14 @@ DEFAULT_PORT = 8080
 BACKEND_ENV = "BYOC_INFERENCE_BACKEND"
 """`onnx` or `torch`; unset means onnx when the model has an ONNX export, else torch."""
 
+DEVICE_ENV = "BYOC_INFERENCE_DEVICE"
+"""`cpu` (default) or `cuda`: where `serve` runs the model. `cuda` means the torch back end (the image's
+onnxruntime is the CPU build) on the instance's GPU, never a fallback to the CPU."""
+DEVICES = ("cpu", "cuda")
+CUDA_INFERENCE_AMI = "al2023-ami-sagemaker-inference-gpu-4-1"
+"""The SageMaker hosting AMI whose NVIDIA driver (580, CUDA 13.0) runs torch 2.13.0's CUDA build (it
+needs cuda-toolkit 13.0); the default AMIs of ml.g4dn/ml.g5 (driver 470) and ml.g6 (535) do not."""
+
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 """How many serving worker processes; unset means one per CPU core (the SageMaker toolkits' default)."""
 
@@ -123,17 +131,27 @@ class ServingSettings:
     workers: int
     batching: bool
     batch_wait_s: float
+    device: str = "cpu"
 
     @property
     def threads_per_worker(self) -> int:
         return max(1, cpu_count() // self.workers)
 
 
+def inference_device(environ: Mapping[str, str] | None = None) -> str:
+    """`BYOC_INFERENCE_DEVICE`, validated: `cpu` when unset."""
+    env = os.environ if environ is None else environ
+    device = env.get(DEVICE_ENV, "").strip().lower() or "cpu"
+    if device not in DEVICES:
+        raise UserError(f"{DEVICE_ENV} must be one of {', '.join(DEVICES)}, got {env.get(DEVICE_ENV)!r}")
+    return device
+
+
 def serving_settings(
     environ: Mapping[str, str] | None = None, default_workers: int | None = None
 ) -> ServingSettings:
     """`SAGEMAKER_MODEL_SERVER_WORKERS` (else `default_workers`, else the core count), `BYOC_BATCHING` and
-    `BYOC_BATCH_WAIT_MS`, validated."""
+    `BYOC_BATCH_WAIT_MS` and `BYOC_INFERENCE_DEVICE`, validated."""
     env = os.environ if environ is None else environ
     raw_workers = env.get(WORKERS_ENV, "").strip()
     if not raw_workers:
@@ -155,7 +173,12 @@ def serving_settings(
         raise UserError(f"{BATCH_WAIT_ENV} must be a number of milliseconds, got {raw_wait!r}") from None
     if not 0 <= wait_ms <= MAX_BATCH_WAIT_MS:
         raise UserError(f"{BATCH_WAIT_ENV} must be between 0 and {MAX_BATCH_WAIT_MS:g}, got {raw_wait}")
-    return ServingSettings(workers=workers, batching=raw_batching == "on", batch_wait_s=wait_ms / 1000)
+    return ServingSettings(
+        workers=workers,
+        batching=raw_batching == "on",
+        batch_wait_s=wait_ms / 1000,
+        device=inference_device(env),
+    )
 
 
 def _read_json_object(path: Path, *, required: bool) -> dict[str, Any]:

@@ -170,6 +170,7 @@ class OnnxPredictor:
     """The `onnx` back end of `byoc.predictor.Predictor`."""
 
     backend = "onnx"
+    device = "cpu"  # onnxruntime's CPU build
 
     def __init__(self, codec: PromptCodec, generator: OnnxGreedyGenerator, batched: bool = True) -> None:
         self.codec = codec

@@ -407,6 +407,7 @@ def _load(
     _log_event(
         "model_loaded",
         backend=predictor.backend,
+        device=predictor.device,
         labels=len(predictor.labels),
         worker=model.worker,
         seconds=round(time.monotonic() - started, 3),
@@ -441,7 +442,12 @@ def serve(
     """
     settings = settings or ServingSettings(workers=1, batching=True, batch_wait_s=0.002)
     if loader is None:
-        loader = partial(load_predictor, threads=settings.threads_per_worker, batched=settings.batching)
+        loader = partial(
+            load_predictor,
+            threads=settings.threads_per_worker,
+            batched=settings.batching,
+            device=settings.device,
+        )
     sock = bind(host, port)
     _log_event(
         "listening", host=host, port=sock.getsockname()[1], model_dir=str(model_dir), workers=settings.workers
@@ -555,21 +561,23 @@ def main() -> int:
     model_dir = environment.paths().model_dir
     try:
         port = environment.port()
-        settings = environment.serving_settings(default_workers=_default_workers(model_dir))
+        device = environment.inference_device()
+        settings = environment.serving_settings(default_workers=_default_workers(model_dir, device))
     except UserError as error:
         _log_event("bad_configuration", logging.ERROR, error=str(error))
         return 2
     return serve(model_dir, port, settings=settings)
 
 
-def _default_workers(model_dir: Path) -> int | None:
+def _default_workers(model_dir: Path, device: str) -> int | None:
     """One worker for the torch back end, else None (one per core).
 
     torch already spreads one generation over every core and holds a lock around it, so more processes
-    would only multiply its memory and its import time (tens of seconds on a busy machine).
+    would only multiply its memory and its import time (tens of seconds on a busy machine); on a GPU, one
+    process holds one copy of the model on it and its batches fill the GPU.
     """
     try:
-        backend = resolve_backend(model_dir)
+        backend = resolve_backend(model_dir, device=device)
     except ValueError:  # an unknown backend: the loader reports it as the reason the model cannot load
         return None
     return 1 if backend == "torch" else None

@@ -26,6 +26,7 @@ class RecordingPredictor:
 
     labels: tuple[str, ...] = ("echo",)
     backend: str = "stand-in"
+    device: str = "cpu"
     max_new_tokens_limit: int = 8
     calls: list[tuple[tuple[str, ...], int | None]] = field(default_factory=list)
     threads: set[str] = field(default_factory=set)

@@ -15,7 +15,7 @@ from byoc.environment import BACKEND_ENV
 from byoc.errors import ModelLoadError
 from byoc.onnx_inference import OnnxPredictor
 from byoc.predictor import load_predictor, resolve_backend
-from byoc.torch_inference import TorchPredictor, greedy_generate
+from byoc.torch_inference import TorchPredictor, greedy_generate, greedy_generate_batch, torch_device
 
 from harness.datasets import LabelledQuery
 from tests.container.conftest import REPO_ROOT, TrainedModel
@@ -91,6 +91,51 @@ def test_batched_and_unbatched_predictors_agree(
     alone = OnnxPredictor.load(trained_model.model_dir, threads=1, batched=False)
     for budget in (1, 3, None):
         assert batched.predict(held_out_queries, budget) == alone.predict(held_out_queries, budget)
+
+
+def test_torch_batched_decoding_gives_each_querys_own_greedy_tokens(
+    torch_predictor: TorchPredictor, clinc10: tuple[list[LabelledQuery], ...]
+) -> None:
+    """The torch back end's batch (left padding, masked; what a GPU worker decodes) equals each query
+    alone, prompts of many lengths among them the longest the model takes."""
+    codec = torch_predictor.codec
+    queries = [*[example.query for example in clinc10[2][::9]][:30], "hi", "x " * 400]
+    prompts = [codec.prompt_ids(query) for query in queries]
+    assert len({len(prompt) for prompt in prompts}) > 8
+    eos, budget = codec.spec.eos_token_id, torch_predictor.max_new_tokens_limit
+    alone = [greedy_generate(torch_predictor.model, prompt, budget, eos) for prompt in prompts]
+    assert greedy_generate_batch(torch_predictor.model, prompts, budget, eos) == alone
+    assert greedy_generate_batch(torch_predictor.model, [], budget, eos) == []
+    unbatched = TorchPredictor(codec, torch_predictor.model, batched=False)
+    for tokens in (1, 3, None):
+        assert torch_predictor.predict(queries, tokens) == unbatched.predict(queries, tokens)
+
+
+def test_the_torch_device_is_checked_before_the_weights_load(trained_model: TrainedModel) -> None:
+    """This machine has no GPU and a CPU build of torch: `cuda` is refused with the reason, never
+    served on the CPU instead."""
+    assert torch_device("cpu").type == "cpu"
+    with pytest.raises(ModelLoadError, match="CPU build"):
+        load_predictor(trained_model.model_dir, device="cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        load_predictor(trained_model.model_dir, "onnx", device="cuda")
+    with pytest.raises(ModelLoadError, match="unknown inference device"):
+        torch_device("tpu")
+    assert resolve_backend(trained_model.model_dir, device="cuda") == "torch"
+    assert resolve_backend(trained_model.model_dir) == "onnx"
+
+
+def test_a_cuda_build_without_a_usable_gpu_names_the_driver_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stand-in (no CUDA build of torch can run here): a CUDA 13 torch on a host whose driver is too old
+    (SageMaker's default hosting AMIs of ml.g5: driver 470) sees no GPU; the error names the AMI to use."""
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match="al2023-ami-sagemaker-inference-gpu-4-1"):
+        torch_device("cuda")
 
 
 def test_backends_give_the_same_predictions(

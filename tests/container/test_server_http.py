@@ -29,6 +29,7 @@ class StandInPredictor:
 
     labels: tuple[str, ...] = ("echo",)
     backend: str = "stand-in"
+    device: str = "cpu"
     max_new_tokens_limit: int = 8
     delay: float = 0.0
     error: Exception | None = None

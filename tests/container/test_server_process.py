@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from byoc import invocations
-from byoc.environment import BACKEND_ENV, cpu_count
+from byoc.environment import BACKEND_ENV, DEVICE_ENV, cpu_count
 from byoc.predictor import Prediction, load_predictor
 
 from harness.datasets import LabelledQuery
@@ -334,6 +334,40 @@ def test_a_missing_model_ends_serve_with_exit_code_1(tmp_path: Path) -> None:
         assert process.process.wait(30) == 1
         failures = [r for r in process.log_records() if r["event"] == "model_load_failed"]
         assert len(failures) == 1 and "model" in failures[0]["error"]
+    finally:
+        process.close()
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "reason"),
+    [
+        # This machine's torch is the CPU build (as in the local image); CodeBuild's image has PyPI's CUDA
+        # build, which on a GPU whose driver is too old fails the same way (torch.cuda.is_available()).
+        ({DEVICE_ENV: "cuda"}, "is a CPU build"),
+        ({DEVICE_ENV: "cuda", BACKEND_ENV: "onnx"}, "runs on the CPU only"),
+    ],
+)
+def test_a_gpu_asked_for_and_not_usable_ends_serve_with_exit_code_1(
+    trained_model: TrainedModel, extra_env: dict[str, str], reason: str
+) -> None:
+    """`cuda` never falls back to the CPU: SageMaker then reports a container that did not start, rather
+    than an endpoint that serves on the CPU of a GPU instance."""
+    process = ServeProcess.start(trained_model.root, extra_env)
+    try:
+        assert process.process.wait(120) == 1, process.log_text()
+        failures = [r for r in process.log_records() if r["event"] == "model_load_failed"]
+        assert failures and reason in failures[0]["error"], process.log_text()
+        assert not any(r["event"] == "model_loaded" for r in process.log_records())
+    finally:
+        process.close()
+
+
+def test_an_unknown_device_ends_serve_with_exit_code_2(tmp_path: Path) -> None:
+    process = ServeProcess.start(tmp_path, {DEVICE_ENV: "tpu"})
+    try:
+        assert process.process.wait(30) == 2
+        errors = [r for r in process.log_records() if r["event"] == "bad_configuration"]
+        assert errors and DEVICE_ENV in errors[0]["error"] and "cpu, cuda" in errors[0]["error"]
     finally:
         process.close()
 
