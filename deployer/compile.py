@@ -9,8 +9,9 @@ Three stacks, named from one prefix (`stack_names`):
 The templates are written in long-form intrinsics (`Ref`, `Fn::Sub`, ...) so that they load as plain YAML.
 The state machine is `statemachine/training.asl.json`; `render_platform` validates it (`deployer.asl`),
 checks that its `${...}` placeholders are exactly the names the template's placeholder lists, and puts
-it in as `DefinitionString: {"Fn::Sub": <ASL>}`: the one form of a state machine definition that both
-CloudFormation and moto's emulator resolve.
+it in as `DefinitionString: {"Fn::Sub": <ASL>}` (or `[<ASL>, {variable: value}]` when the template
+gives variables): the one form of a state machine definition that both CloudFormation and moto's
+emulator resolve.
 """
 
 from __future__ import annotations
@@ -104,10 +105,15 @@ def render_platform(asl_text: str | None = None, template: dict[str, Any] | None
     definition = asl.parse(text)
     try:
         properties = template["Resources"][STATE_MACHINE_RESOURCE]["Properties"]
-        declared_text = properties["DefinitionString"]["Fn::Sub"]
-    except (KeyError, TypeError) as error:
+        substitution = properties["DefinitionString"]["Fn::Sub"]
+        # Fn::Sub's two forms: the placeholder list alone, or [the list, {variable: value}].
+        declared_text, variables = (substitution, {}) if isinstance(substitution, str) else substitution
+        if not isinstance(declared_text, str) or not isinstance(variables, dict):
+            raise TypeError(substitution)
+    except (KeyError, TypeError, ValueError) as error:
         raise CompileError(
-            f"platform.yaml: {STATE_MACHINE_RESOURCE} needs DefinitionString: {{Fn::Sub: <placeholder list>}}"
+            f"platform.yaml: {STATE_MACHINE_RESOURCE} needs DefinitionString: "
+            "{Fn::Sub: <placeholder list>} or {Fn::Sub: [<placeholder list>, {<variable>: <value>}]}"
         ) from error
     declared = set(_PLACEHOLDER.findall(declared_text))
     used = set(_PLACEHOLDER.findall(text))
@@ -117,10 +123,11 @@ def render_platform(asl_text: str | None = None, template: dict[str, Any] | None
         )
     parameters = template.get("Parameters", {})
     resources = template["Resources"]
-    unknown = {name for name in used if name.split(".")[0] not in {*parameters, *resources}}
+    unknown = {name for name in used if name.split(".")[0] not in {*parameters, *resources, *variables}}
     if unknown:
         raise CompileError(f"{ASL_PATH.name} placeholders name nothing in platform.yaml: {sorted(unknown)}")
-    properties["DefinitionString"] = {"Fn::Sub": json.dumps(definition, separators=(",", ":"))}
+    body = json.dumps(definition, separators=(",", ":"))
+    properties["DefinitionString"] = {"Fn::Sub": [body, variables] if variables else body}
     return template
 
 

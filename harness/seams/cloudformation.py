@@ -42,6 +42,14 @@ fail the stack as on AWS.
    template and parameters again (UPDATE_ROLLBACK_FAILED if that fails too); a failed change set is
    EXECUTE_FAILED. Not modelled: a resource deleted by the failed update before the failing one is not
    made again.
+
+4. `Fn::Sub` with variables (`[text, {Name: value}]`). moto 5.2.5's `parsing.clean_json` substitutes
+   the variables with `string.Template(text).safe_substitute`, which also reads `$$` as an escaped `$`:
+   the state machine's `$$.Execution.Name` (Step Functions' context object) reached the definition as
+   `$.Execution.Name`, and every execution failed with States.Runtime. CloudFormation gives `$$` no
+   meaning (its one escape is `${!Literal}`, CloudFormation user guide, "Fn::Sub"). How: a
+   `clean_json` wrapper replaces each `${Name}` of the variables with its resolved value first, then
+   passes the text on as the one-string form, which moto resolves as AWS does.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ _moto_update = cloudformation_models.Stack.update
 _moto_execute_change_set = cloudformation_models.CloudFormationBackend.execute_change_set
 _moto_parse_and_create = parsing.parse_and_create_resource
 _moto_parse_and_update = parsing.parse_and_update_resource
+_moto_clean_json = parsing.clean_json
 
 
 class ResourceFailed(Exception):
@@ -307,7 +316,20 @@ def _execute_change_set(
         _roll_back_update(stack, failed, _verb(stack, failed), previous_template, previous_parameters)
 
 
+def _clean_json(resource_json: Any, resources_map: Any) -> Any:
+    substitution = resource_json.get("Fn::Sub") if isinstance(resource_json, dict) else None
+    if isinstance(substitution, list) and len(substitution) == 2 and isinstance(substitution[1], dict):
+        text, variables = substitution
+        for name, value in variables.items():
+            text = str(text).replace("${" + str(name) + "}", str(_moto_clean_json(value, resources_map)))
+        resource_json = {**resource_json, "Fn::Sub": text}
+    return _moto_clean_json(resource_json, resources_map)
+
+
 def install() -> None:
+    if not callable(getattr(parsing, "clean_json", None)):
+        raise RuntimeError("moto moved: cloudformation.parsing.clean_json is gone; port harness/seams")
+    parsing.clean_json = _clean_json
     cloudformation_models.ChangeSet.apply = _apply  # type: ignore[method-assign]
     cloudformation_models.Stack.create_resources = _create_resources  # type: ignore[method-assign]
     cloudformation_models.Stack.update = _update  # type: ignore[method-assign]

@@ -53,6 +53,8 @@ def deployer_definition() -> str:
         "${SageMakerExecutionRole.Arn}": ROLE_ARN,
         "${TrainingInstanceType}": "ml.m5.large",
         "${HostingInstanceType}": "ml.m5.large",
+        "${HostingDevice}": "cpu",  # platform.yaml's HostsOnGpu is false for a CPU type
+        "${HostingAmiVersion}": "none",
     }.items():
         text = text.replace(placeholder, value)
     assert not re.search(r"\$\{[A-Za-z]", text), "a CloudFormation placeholder is left"

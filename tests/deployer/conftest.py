@@ -204,11 +204,17 @@ def training_result(accuracy: float | None) -> dict[str, Any]:
 
 
 def training_machine(
-    emulator: EmbeddedEmulator, platform: dict[str, str], name: str, train: dict[str, Any] | None
+    emulator: EmbeddedEmulator,
+    platform: dict[str, str],
+    name: str,
+    train: dict[str, Any] | None,
+    hosting: tuple[dict[str, str], str] | None = None,
 ) -> str:
     """A copy of the deployed state machine, with Train replaced by a Pass state returning `train` (for
     tests that need no real training job; with a compute plane the deployed machine trains for real, see
-    test_statemachine.py), and the endpoint poll's Wait at 0 s; everything else runs as deployed. Its ARN."""
+    test_statemachine.py), and the endpoint poll's Wait at 0 s; everything else runs as deployed. With
+    `hosting` (the hosting plan, a GPU instance type), the hosting as CloudFormation renders it for a GPU
+    HostingInstanceType. Its ARN."""
     stepfunctions = emulator.client("stepfunctions")
     definition = json.loads(
         stepfunctions.describe_state_machine(stateMachineArn=platform["StateMachineArn"])["definition"]
@@ -221,6 +227,12 @@ def training_machine(
             "Next": "HasMetrics",
         }
     definition["States"]["WaitForEndpoint"]["Seconds"] = 0
+    if hosting is not None:
+        plan, instance_type = hosting
+        definition["States"]["PlanHosting"]["Result"] = plan
+        for state in ("CreateEndpointConfig", "CreateGpuEndpointConfig"):
+            variant = definition["States"][state]["Parameters"]["ProductionVariants"][0]
+            variant["InstanceType"] = instance_type
     arn: str = stepfunctions.create_state_machine(
         name=name, definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/test"
     )["stateMachineArn"]

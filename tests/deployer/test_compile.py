@@ -24,13 +24,50 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_platform_template_carries_the_validated_state_machine() -> None:
     template = compiler.render_platform()
     definition = template["Resources"]["TrainingStateMachine"]["Properties"]["DefinitionString"]
-    text = definition["Fn::Sub"]
+    text, variables = definition["Fn::Sub"]
     assert json.loads(text) == json.loads(compiler.ASL_PATH.read_text(encoding="utf-8"))
     assert set(re.findall(r"\$\{([^}]+)\}", text)) == {
         "SageMakerExecutionRole.Arn",
         "TrainingInstanceType",
         "HostingInstanceType",
+        "HostingDevice",
+        "HostingAmiVersion",
     }
+    assert set(variables) == {"HostingDevice", "HostingAmiVersion"}
+
+
+def test_gpu_hosting_types_serve_on_the_gpu_with_a_driver_that_runs_the_images_torch() -> None:
+    """HostsOnGpu names exactly the GPU types HostingInstanceType allows; on them the container gets
+    BYOC_INFERENCE_DEVICE=cuda and the variant the hosting AMI with NVIDIA driver 580 / CUDA 13.0
+    (botocore's ProductionVariantInferenceAmiVersion documentation), which torch 2.13.0's CUDA build
+    needs (its wheel requires cuda-toolkit 13.0.3); the default AMIs of ml.g4dn/ml.g5 have driver 470
+    (SageMaker: "Best practices to minimize interruptions during GPU driver upgrades")."""
+    from harness.aws_errors import service_model
+
+    template = compiler.render_platform()
+    allowed = template["Parameters"]["HostingInstanceType"]["AllowedValues"]
+    gpu_types = {clause["Fn::Equals"][1] for clause in template["Conditions"]["HostsOnGpu"]["Fn::Or"]}
+    assert gpu_types == {kind for kind in allowed if kind.split(".")[1][0] in "gp"}
+    assert template["Parameters"]["HostingInstanceType"]["Default"] not in gpu_types
+    _, variables = template["Resources"]["TrainingStateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
+    assert variables["HostingDevice"] == {"Fn::If": ["HostsOnGpu", "cuda", "cpu"]}
+    ami = variables["HostingAmiVersion"]["Fn::If"][1]
+    model = service_model("sagemaker")
+    assert ami in model.shape_for("ProductionVariantInferenceAmiVersion").enum
+    documentation = model.shape_for("ProductionVariant").members["InferenceAmiVersion"].documentation
+    assert re.search(
+        ami + r".{0,200}NVIDIA driver version: 580.{0,80}CUDA version: 13\.0", documentation, re.S
+    )
+    from byoc.environment import CUDA_INFERENCE_AMI
+
+    assert ami == CUDA_INFERENCE_AMI  # the container's error names the same AMI
+    states = json.loads(compiler.ASL_PATH.read_text(encoding="utf-8"))["States"]
+    gpu_variant = states["CreateGpuEndpointConfig"]["Parameters"]["ProductionVariants"][0]
+    cpu_variant = states["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]
+    assert gpu_variant.pop("InferenceAmiVersion.$") == "$.Hosting.AmiVersion"
+    assert gpu_variant == cpu_variant  # the one difference
+    environment = states["CreateModel"]["Parameters"]["PrimaryContainer"]["Environment"]
+    assert environment == {"BYOC_INFERENCE_DEVICE.$": "$.Hosting.Device"}
 
 
 def test_an_asl_placeholder_the_template_does_not_declare_is_rejected() -> None:

@@ -245,7 +245,7 @@ def test_plan_only_json_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> No
     platform = rendered["offline-platform"]
     assert platform["Parameters"]["QualityThreshold"] == "0.9"
     definition = platform["Template"]["Resources"]["TrainingStateMachine"]["Properties"]["DefinitionString"]
-    assert json.loads(definition["Fn::Sub"])["StartAt"] == "FirstTrainingAttempt"
+    assert json.loads(definition["Fn::Sub"][0])["StartAt"] == "FirstTrainingAttempt"
     assert rendered["offline-api"]["Template"] == compiler.render_api()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from deployer import compile as compiler
 from harness.emulator import EmbeddedEmulator
 from tests.deployer.conftest import PROJECT, Plane, training_machine, training_result, wait_execution
 
@@ -57,6 +58,7 @@ class Runner:
         image: str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/x@sha256:" + "a" * 64,
         endpoint: str = ENDPOINT,
         timeout: float = 30,
+        hosting: tuple[dict[str, str], str] | None = None,
     ) -> dict[str, Any]:
         """Run the deployed definition until it ends: the deployed machine itself when `deployed`, else
         a copy with Train replaced by `train` (unless None) and the endpoint poll's Wait at 0 s."""
@@ -64,7 +66,7 @@ class Runner:
         if deployed:
             machine = self.platform["StateMachineArn"]
         else:
-            machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train)
+            machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train, hosting)
         execution_input = {
             "TrainingImage": image,
             "TrainingData": f"s3://{self.bucket}/test-data/greet/",
@@ -136,6 +138,8 @@ def test_cloudformation_resolved_every_placeholder(deployed_definition: dict[str
     assert train["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"  # the fixture's parameter
     variant = deployed_definition["States"]["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]
     assert variant["InstanceType"] == "ml.m5.large"
+    # Fn::Sub's variables (Fn::If on HostsOnGpu), for a CPU type: onnxruntime on the CPU.
+    assert deployed_definition["States"]["PlanHosting"]["Result"] == {"Device": "cpu", "AmiVersion": "none"}
     assert train["RoleArn"].startswith("arn:aws:iam::123456789012:role/")
     assert train["EnableNetworkIsolation"] is True
 
@@ -169,7 +173,9 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
         "HasMetrics",
         "ReadMetrics",
         "QualityGate",
+        "PlanHosting",
         "CreateModel",
+        "HostsOnGpu",
         "CreateEndpointConfig",
         "StartFindingEndpoint",
         "FindEndpoint",
@@ -183,9 +189,43 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
     endpoint = runner.sagemaker.describe_endpoint(EndpointName=ENDPOINT)
     assert endpoint["EndpointConfigName"] == f"{name}-config"
     assert f"{name}-model" in runner.models()
+    container = runner.sagemaker.describe_model(ModelName=f"{name}-model")["PrimaryContainer"]
+    assert container["Environment"] == {"BYOC_INFERENCE_DEVICE": "cpu"}
+    variant = runner.sagemaker.describe_endpoint_config(EndpointConfigName=f"{name}-config")[
+        "ProductionVariants"
+    ][0]
+    assert "InferenceAmiVersion" not in variant  # GPU AMIs only: a CPU variant is sent none
     output = json.loads(execution["output"])
     assert output["TrainingJob"]["Accuracy"] == [0.93]
     assert output["Deployment"]["Mode"] == "create"
+
+
+def test_a_gpu_hosting_type_runs_the_model_on_the_gpu_on_the_ami_whose_driver_runs_the_image(
+    runner: Runner,
+) -> None:
+    """The hosting plan CloudFormation renders for a GPU HostingInstanceType (the template's HostsOnGpu
+    values; test_compile checks them against SageMaker's AMI list): the model's container gets
+    BYOC_INFERENCE_DEVICE=cuda and the variant InferenceAmiVersion, which botocore's model validates
+    (the CPU path never sends it). No compute plane here: what the container does with a GPU it cannot
+    use (it exits 1, so the endpoint fails) is test_server_process's."""
+    variables = compiler.render_platform()["Resources"]["TrainingStateMachine"]["Properties"][
+        "DefinitionString"
+    ]["Fn::Sub"][1]
+    plan = {
+        "Device": variables["HostingDevice"]["Fn::If"][1],
+        "AmiVersion": variables["HostingAmiVersion"]["Fn::If"][1],
+    }
+    execution = runner.run(training_result(0.93), endpoint="dtest-sm-gpu", hosting=(plan, "ml.g4dn.xlarge"))
+    assert execution["status"] == "SUCCEEDED", execution
+    assert "CreateGpuEndpointConfig" in execution["path"]
+    assert "CreateEndpointConfig" not in execution["path"]
+    name = execution["name"]
+    container = runner.sagemaker.describe_model(ModelName=f"{name}-model")["PrimaryContainer"]
+    assert container["Environment"] == {"BYOC_INFERENCE_DEVICE": "cuda"}
+    config = runner.sagemaker.describe_endpoint_config(EndpointConfigName=f"{name}-config")
+    variant = config["ProductionVariants"][0]
+    assert variant["InstanceType"] == "ml.g4dn.xlarge"
+    assert variant["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
 
 
 def test_a_model_below_the_threshold_fails_the_gate_and_creates_nothing(runner: Runner) -> None:
@@ -214,7 +254,7 @@ def test_a_good_model_updates_an_existing_endpoint(runner: Runner) -> None:
     runner.run(training_result(0.9), endpoint="dtest-sm-updated")  # creates it
     execution = runner.run(training_result(0.95), endpoint="dtest-sm-updated")
     assert execution["status"] == "SUCCEEDED", execution
-    assert execution["path"][7:] == [
+    assert execution["path"][9:] == [
         "StartFindingEndpoint",
         "FindEndpoint",
         "EndpointIdle",
@@ -296,10 +336,10 @@ def test_a_failed_endpoint_update_deletes_only_what_the_run_created(runner: Runn
         f"config of this execution, {name}-config"
     )
     path = execution["path"]
-    assert path[7:11] == ["StartFindingEndpoint", "FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
+    assert path[9:13] == ["StartFindingEndpoint", "FindEndpoint", "EndpointIdle", "UpdateEndpoint"]
     # The poll goes round while the endpoint is Updating, then the update path's clean-up (the endpoint
     # itself is kept: it still serves its previous config).
-    assert set(path[11:-4]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
+    assert set(path[13:-4]) == {"WaitForEndpoint", "DescribeEndpoint", "EndpointReady"}
     assert path[-4:] == ["UpdateRolledBack", "DeleteEndpointConfig", "DeleteModel", "ExecutionFailed"]
     assert f"{name}-model" not in runner.models()
     assert f"{name}-config" not in runner.configs()

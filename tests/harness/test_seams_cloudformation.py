@@ -108,3 +108,32 @@ def test_an_update_the_stack_role_may_not_make_rolls_back_to_the_previous_templa
         in failed["ResourceStatusReason"]
     )
     assert events[0]["ResourceStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+
+
+def test_fn_sub_with_variables_keeps_double_dollars_as_aws_does(cloudformation: Any) -> None:
+    """CloudFormation's Fn::Sub has one escape, `${!Literal}` (user guide, "Fn::Sub"); `$$` is two
+    dollars, as a Step Functions definition's context paths (`$$.Execution.Name`) need. moto's variable
+    form read `$$` as an escaped `$` (string.Template); the seam substitutes the variables itself."""
+    assert seam._moto_clean_json is not seam._clean_json
+    text = "$$.Execution.Name ${Device} ${!Literal} ${AWS::Region} ${Kind}"
+    template = {
+        "Parameters": {"Kind": {"Type": "String"}},
+        "Conditions": {"IsGpu": {"Fn::Equals": [{"Ref": "Kind"}, "ml.g5.xlarge"]}},
+        "Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "seam-sub"}}},
+        "Outputs": {"Text": {"Value": {"Fn::Sub": [text, {"Device": {"Fn::If": ["IsGpu", "cuda", "cpu"]}}]}}},
+    }
+    outputs = {}
+    for kind in ("ml.m5.large", "ml.g5.xlarge"):
+        name = f"seam-sub-{kind.replace('.', '-')}"
+        cloudformation.create_stack(
+            StackName=name,
+            TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "Kind", "ParameterValue": kind}],
+        )
+        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+        outputs[kind] = {item["OutputKey"]: item["OutputValue"] for item in stack["Outputs"]}["Text"]
+        cloudformation.delete_stack(StackName=name)
+    assert outputs == {
+        "ml.m5.large": "$$.Execution.Name cpu ${Literal} us-east-1 ml.m5.large",
+        "ml.g5.xlarge": "$$.Execution.Name cuda ${Literal} us-east-1 ml.g5.xlarge",
+    }

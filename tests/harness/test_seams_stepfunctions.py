@@ -221,6 +221,8 @@ def test_the_deployers_state_machine_trains_deploys_and_survives_a_bad_run(
         "${SageMakerExecutionRole.Arn}": ROLE_ARN,
         "${TrainingInstanceType}": "ml.m5.large",
         "${HostingInstanceType}": "ml.m5.large",
+        "${HostingDevice}": "cpu",  # platform.yaml's HostsOnGpu is false for a CPU type
+        "${HostingAmiVersion}": "none",
     }.items():
         text = text.replace(placeholder, value)
     assert not re.search(r"\$\{[A-Za-z]", text), "a CloudFormation placeholder is left"
