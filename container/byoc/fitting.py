@@ -224,6 +224,24 @@ def _publish(staging: Path, model_dir: Path) -> None:
         target.chmod(0o644)  # safetensors writes 0600; the serving user may differ
 
 
+def _warn_of_an_idle_gpu(contract: environment.Paths, device: torch.device) -> None:
+    """A GPU instance (SageMaker's resourceconfig.json names it) training on its CPU: said loudly, since
+    the job still succeeds, slower and at a GPU's price (a CPU build of torch, or a driver that cannot
+    run this torch's CUDA build)."""
+    try:
+        instance_type = str(environment.read_resourceconfig(contract).get("current_instance_type", ""))
+    except UserError:  # not this check's to report: SageMaker writes the file
+        return
+    family = instance_type.removeprefix("ml.")[:1]
+    if device.type == "cpu" and instance_type.startswith("ml.") and family in ("g", "p"):
+        cuda = torch.version.cuda
+        if cuda is None:
+            reason = f"torch {torch.__version__} is a CPU build"
+        else:
+            reason = f"torch {torch.__version__} sees no usable GPU (the driver must run CUDA {cuda})"
+        log.warning("training on the CPU of a GPU instance (%s): %s", instance_type, reason)
+
+
 def train_model(
     contract: environment.Paths, hp: Hyperparameters, dataset: Dataset, stop: StopFlag
 ) -> dict[str, Any]:
@@ -245,6 +263,7 @@ def train_model(
     codec = PromptCodec(bundle.tokenizer, spec, dataset.labels)
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    _warn_of_an_idle_gpu(contract, device)
     parameters = sum(p.numel() for p in model.parameters())
     if device.type == "cpu":
         limit_cpu_threads(model)

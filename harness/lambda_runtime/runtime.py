@@ -57,6 +57,9 @@ BOOTSTRAP = Path(bootstrap.__file__).resolve()
 LOG_TAIL_BYTES = 4096
 # AWS gives a function's init phase (interpreter, handler import) 10 s, apart from its timeout.
 INIT_TIMEOUT_S = 10.0
+# How often an invoke also looks at every idle worker (idle timeouts, workers of another emulator, dead
+# ones); in between it looks only at the workers of its own function and configuration.
+SWEEP_INTERVAL_S = 1.0
 
 
 class LambdaRuntimeError(RuntimeError):
@@ -217,6 +220,7 @@ class LambdaRuntime:
         self._idle_s = idle_s
         self._idle: dict[tuple[Any, ...], list[_Worker]] = {}
         self._workers: set[_Worker] = set()
+        self._next_sweep = 0.0
 
     @property
     def endpoint_url(self) -> str:
@@ -262,29 +266,45 @@ class LambdaRuntime:
         )
 
     def _acquire(self, spec: FunctionSpec) -> _Worker:
-        """An idle worker for this function and configuration, or a new one (cold start)."""
+        """An idle worker for this function and configuration, or a new one (cold start).
+
+        The most recently released worker is taken (its caches are warm; the others may idle out). The
+        worker taken is checked (alive, not idle too long); every idle worker is looked at only once per
+        SWEEP_INTERVAL_S, so that an invoke costs the same with 1 or 256 idle workers."""
         key = self._key(spec)
         expired: list[_Worker] = []
         worker = None
         now = time.monotonic()
         with self._lock:
-            for idle_key, workers in self._idle.items():
-                for candidate in list(workers):
-                    # One emulator per process: a worker that calls another endpoint is a stale one.
-                    stale = idle_key[-1] != key[-1] or now - candidate.last_used > self._idle_s
-                    if stale or candidate.process.poll() is not None:
-                        workers.remove(candidate)
-                        expired.append(candidate)
-                    elif idle_key == key and worker is None:
-                        workers.remove(candidate)
-                        worker = candidate
-            for stale in expired:
-                self._workers.discard(stale)
+            if now >= self._next_sweep:
+                self._next_sweep = now + SWEEP_INTERVAL_S
+                expired = self._sweep(key[-1], now)
+            workers = self._idle.get(key, [])
+            while workers:
+                candidate = workers.pop()
+                if candidate.process.poll() is None and now - candidate.last_used <= self._idle_s:
+                    worker = candidate
+                    break
+                expired.append(candidate)
+                self._workers.discard(candidate)
         for stale in expired:
             stale.kill()
         if worker is not None:
             return worker
         return self._spawn(spec, key)
+
+    def _sweep(self, endpoint: str, now: float) -> list[_Worker]:
+        """Takes out (under the lock) every idle worker that idled too long, died or calls another
+        endpoint than `endpoint` (one emulator per process: such a worker is a stale one)."""
+        expired = []
+        for idle_key, workers in self._idle.items():
+            for candidate in list(workers):
+                stale = idle_key[-1] != endpoint or now - candidate.last_used > self._idle_s
+                if stale or candidate.process.poll() is not None:
+                    workers.remove(candidate)
+                    expired.append(candidate)
+                    self._workers.discard(candidate)
+        return expired
 
     def _spawn(self, spec: FunctionSpec, key: tuple[Any, ...]) -> _Worker:
         root = self.task_root(spec)

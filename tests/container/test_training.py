@@ -190,3 +190,35 @@ def test_score_counts_unknowns_as_wrong_and_averages_f1_over_intents() -> None:
         "eval_examples": 4,
     }
     assert metric_line(accuracy=0.5, eval_examples=4) == "accuracy=0.5; eval_examples=4;"
+
+
+@pytest.mark.parametrize(
+    ("config", "warned"),
+    [
+        ('{"current_host": "algo-1", "current_instance_type": "ml.g5.xlarge"}', True),
+        ('{"current_host": "algo-1", "current_instance_type": "ml.p4d.24xlarge"}', True),
+        ('{"current_host": "algo-1", "current_instance_type": "ml.m5.xlarge"}', False),
+        ('{"current_host": "algo-1"}', False),
+        ("not json", False),
+    ],
+)
+def test_a_gpu_instance_training_on_its_cpu_is_said_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, config: str, warned: bool
+) -> None:
+    """SageMaker's resourceconfig.json names the instance type; this machine's torch is a CPU build, as
+    a GPU host's would be useless to a CUDA build its driver cannot run: the job still trains (on the
+    CPU), and the log says why the GPU idles."""
+    from byoc import environment
+    from byoc.fitting import _warn_of_an_idle_gpu
+
+    contract = environment.Paths(tmp_path)
+    contract.input_config_dir.mkdir(parents=True)
+    contract.resourceconfig_file.write_text(config, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="byoc.train"):
+        _warn_of_an_idle_gpu(contract, torch.device("cpu"))
+    messages = [record.getMessage() for record in caplog.records]
+    if warned:
+        assert len(messages) == 1 and "training on the CPU of a GPU instance" in messages[0]
+        assert "CPU build" in messages[0]
+    else:
+        assert messages == []

@@ -278,6 +278,54 @@ def test_concurrent_invokes_get_their_own_workers(runtime: LambdaRuntime, code: 
     assert runtime.workers("probe") == 2
 
 
+def test_idle_and_dead_workers_are_never_reused(tmp_path: Path, code: bytes) -> None:
+    """A worker idle longer than `idle_s` is discarded, at the next invoke of its own function or at the
+    next sweep (at most SWEEP_INTERVAL_S apart) by any function's; a worker that died while idle is
+    replaced; the most recently released worker is the one reused."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from harness.lambda_runtime.runtime import SWEEP_INTERVAL_S
+
+    runtime = LambdaRuntime(endpoint_url=FAKE_ENDPOINT, cache_dir=tmp_path / "code", idle_s=0.3)
+    try:
+        # Two workers: the slow invoke holds the first while the second starts and answers; the first
+        # is released last, so it is the one reused next.
+        results: list[dict[str, int]] = []
+        slow = threading.Thread(
+            target=lambda: runtime.invoke(
+                spec(code), {"action": "sleep", "seconds": 2.0, "marker": str(tmp_path / "m")}
+            )
+        )
+        slow.start()
+        time.sleep(0.3)
+        results.append(count(runtime, code))  # a second worker, released long before the first
+        slow.join()
+        assert runtime.workers("probe") == 2
+        last_released = count(runtime, code)
+        assert last_released["pid"] != results[0]["pid"]  # the slow one's worker, released after
+        # Dead while idle: the next invoke does not get it.
+        os.kill(last_released["pid"], signal.SIGKILL)
+        time.sleep(0.2)
+        after_kill = count(runtime, code)
+        assert after_kill["pid"] != last_released["pid"]
+        assert runtime.workers("probe") == 1
+        # Idle past idle_s: not reused by its own function.
+        time.sleep(0.5)
+        fresh = count(runtime, code)
+        assert fresh["invokes"] == 1 and fresh["pid"] != after_kill["pid"]
+        assert runtime.workers("probe") == 1
+        # Another function's invoke after the sweep interval discards it too.
+        time.sleep(max(0.5, SWEEP_INTERVAL_S))
+        other = spec(code, name="other", arn="arn:aws:lambda:us-east-1:123456789012:function:other")
+        assert runtime.invoke(other, {"action": "count"}).function_error is None
+        assert runtime.workers("probe") == 0 and runtime.workers("other") == 1
+    finally:
+        runtime.close()
+
+
 def test_init_errors(runtime: LambdaRuntime) -> None:
     broken = zip_sources({"app.py": "raise ValueError('bad config')\ndef handler(e, c):\n    return 1\n"})
     invocation = runtime.invoke(spec(broken), {})
