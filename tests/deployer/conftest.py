@@ -209,12 +209,14 @@ def training_machine(
     name: str,
     train: dict[str, Any] | None,
     hosting: tuple[dict[str, str], str] | None = None,
+    described: dict[str, str] | None = None,
 ) -> str:
     """A copy of the deployed state machine, with Train replaced by a Pass state returning `train` (for
     tests that need no real training job; with a compute plane the deployed machine trains for real, see
     test_statemachine.py), and the endpoint poll's Wait at 0 s; everything else runs as deployed. With
     `hosting` (the hosting plan, a GPU instance type), the hosting as CloudFormation renders it for a GPU
-    HostingInstanceType. Its ARN."""
+    HostingInstanceType. With `described`, the endpoint poll's DescribeEndpoint answers that status and
+    config name (a Pass state). Its ARN."""
     stepfunctions = emulator.client("stepfunctions")
     definition = json.loads(
         stepfunctions.describe_state_machine(stateMachineArn=platform["StateMachineArn"])["definition"]
@@ -227,6 +229,17 @@ def training_machine(
             "Next": "HasMetrics",
         }
     definition["States"]["WaitForEndpoint"]["Seconds"] = 0
+    if described is not None:
+        poll = definition["States"]["DescribeEndpoint"]
+        selector = {**poll["ResultSelector"]}
+        selector.pop("EndpointStatus.$")
+        selector.pop("EndpointConfigName.$")
+        definition["States"]["DescribeEndpoint"] = {
+            "Type": "Pass",
+            "Parameters": {**described, **selector},
+            "ResultPath": poll["ResultPath"],
+            "Next": poll["Next"],
+        }
     if hosting is not None:
         plan, instance_type = hosting
         definition["States"]["PlanHosting"]["Result"] = plan

@@ -59,6 +59,7 @@ class Runner:
         endpoint: str = ENDPOINT,
         timeout: float = 30,
         hosting: tuple[dict[str, str], str] | None = None,
+        described: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Run the deployed definition until it ends: the deployed machine itself when `deployed`, else
         a copy with Train replaced by `train` (unless None) and the endpoint poll's Wait at 0 s."""
@@ -66,7 +67,9 @@ class Runner:
         if deployed:
             machine = self.platform["StateMachineArn"]
         else:
-            machine = training_machine(self.emulator, self.platform, f"sm-test-{self.count}", train, hosting)
+            machine = training_machine(
+                self.emulator, self.platform, f"sm-test-{self.count}", train, hosting, described
+            )
         execution_input = {
             "TrainingImage": image,
             "TrainingData": f"s3://{self.bucket}/test-data/greet/",
@@ -226,6 +229,22 @@ def test_a_gpu_hosting_type_runs_the_model_on_the_gpu_on_the_ami_whose_driver_ru
     variant = config["ProductionVariants"][0]
     assert variant["InstanceType"] == "ml.g4dn.xlarge"
     assert variant["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
+
+
+def test_an_endpoint_updating_while_it_serves_this_executions_config_is_deployed(runner: Runner) -> None:
+    """Another execution's UpdateEndpoint (which waited for this one's) began between two polls: the
+    endpoint is Updating and still names this execution's config, the one that serves (DescribeEndpoint
+    names the serving config; the new one is its PendingDeploymentSummary's). This run's deployment
+    succeeded; it is not taken for a rollback."""
+    name = f"{PROJECT}-run{runner.count + 1}"
+    execution = runner.run(
+        training_result(0.93),
+        endpoint="dtest-sm-superseded",
+        described={"EndpointStatus": "Updating", "EndpointConfigName": f"{name}-config"},
+    )
+    assert execution["name"] == name
+    assert execution["status"] == "SUCCEEDED", execution
+    assert execution["path"][-3:] == ["DescribeEndpoint", "EndpointReady", "Deployed"]
 
 
 def test_a_model_below_the_threshold_fails_the_gate_and_creates_nothing(runner: Runner) -> None:

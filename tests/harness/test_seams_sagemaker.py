@@ -349,7 +349,11 @@ def test_update_switches_models_without_dropping_a_request(
             EndpointName="rolling",
             EndpointConfigName=_deploy_config(harness, image, "rolling-leave", leave_artifact),
         )
-        assert sagemaker.describe_endpoint(EndpointName="rolling")["EndpointStatus"] == "Updating"
+        updating = sagemaker.describe_endpoint(EndpointName="rolling")
+        assert updating["EndpointStatus"] == "Updating"
+        # The config that serves until the update is done (the new one is the in-progress deployment's,
+        # DescribeEndpoint's PendingDeploymentSummary); the state machine's EndpointReady relies on it.
+        assert updating["EndpointConfigName"] == "rolling-greet"
         endpoint = _wait_endpoint(harness, "rolling")
         count = len(answers)
         wait_until(lambda: len(answers), lambda n: n >= count + 3, timeout=10)
