@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -51,6 +52,7 @@ from typing import Any
 import requests
 import requests.adapters
 
+from harness.compute.container_logs import EndpointLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.s3io import S3Uri, download_and_unpack
@@ -186,6 +188,8 @@ class EndpointManager:
     on_in_service: Callable[[ContainerProcess], None] | None = None
     # The execution roles' credentials: a model with an ExecutionRoleArn is fetched as that role.
     roles: ServiceRoles | None = None
+    # Each serving container's log goes to CloudWatch Logs when it ends (stopped, died, failed to start).
+    logs: EndpointLogPublisher | None = None
     # How long instances take before a create (False) or an update (True) starts its container.
     provisioning_s: Callable[[bool], float] | None = None
     health_check_interval_s: float = DEFAULT_HEALTH_CHECK_INTERVAL_S
@@ -515,7 +519,33 @@ class EndpointManager:
                 raise _StartRefused(f"{denied.reason(role)} {denied.detail}") from denied
         image = self.runtime.resolve(target.image_uri)
         serving = self.runtime.start_serving(image, base_dir, directory / "serve.log", target.environment)
+        if self.logs is not None:
+            logs_client = (
+                self.roles.client_factory("logs", role, SAGEMAKER_SESSION, SAGEMAKER)
+                if self.roles is not None and role
+                else None
+            )
+            serving.process.add_exit_hook(self._log_publisher(key, target, serving.process, logs_client))
         return _Replica(target, serving, directory)
+
+    def _log_publisher(
+        self,
+        key: EndpointKey,
+        target: ModelTarget,
+        process: ContainerProcess,
+        logs_client: Callable[[], Any] | None,
+    ) -> Callable[[int], None]:
+        """The exit hook that writes the container's log to its instance's stream (SageMaker's instance
+        ids look like `i-` and 17 hex digits); not when the harness itself is stopping."""
+        instance_id = f"i-{secrets.token_hex(9)[:17]}"
+
+        def publish(exit_status: int) -> None:
+            if self._stopped.is_set() or self.logs is None:
+                return
+            text = process.log_path.read_text(encoding="utf-8", errors="replace")
+            self.logs.publish(key[2], target.variant_name, instance_id, text, logs_client)
+
+        return publish
 
     def _wait_healthy(self, replica: _Replica) -> str | None:
         """None once /ping answers 200; otherwise the failure reason."""

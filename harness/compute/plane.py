@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.boto_sessions import SessionClients, client_config
+from harness.compute.container_logs import EndpointLogPublisher, TrainingLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
 from harness.compute.runtimes import choose_runtime
 from harness.compute.training import TrainingJobRunner
 from harness.compute.training_cache import CachingRuntime, TrainingCache
-from harness.compute.training_logs import TrainingLogPublisher
 from harness.iam.enforcement import IamEnforcement
 from harness.identity import FAKE_CREDENTIALS, REGION
 from harness.service_roles import ServiceRoles
@@ -122,6 +122,7 @@ class ComputePlane:
                 startup_limit_s=endpoint_startup_limit_s,
                 on_in_service=faults.serving_started if faults is not None else None,
                 roles=roles,
+                logs=EndpointLogPublisher(client_factory("logs", endpoint_url)),
                 provisioning_s=(
                     (
                         lambda updating: timing.delay_s(

@@ -43,10 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.compute.container_logs import TrainingLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
-from harness.compute.training_logs import TrainingLogPublisher
 from harness.service_roles import SAGEMAKER, SAGEMAKER_SESSION, RoleError, ServiceRoles
 
 LOG = logging.getLogger(__name__)

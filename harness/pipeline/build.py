@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.compute.training_logs import batches
+from harness.compute.container_logs import batches
 from harness.iam.credentials import ADMIN_CREDENTIALS, Credentials
 from harness.pipeline.artifacts import ArtifactRef, unzip, zip_tree
 from harness.pipeline.build_cache import CUSTOM_MODE, LOCAL, LocalBuildCache

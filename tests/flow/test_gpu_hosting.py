@@ -49,6 +49,18 @@ def test_a_gpu_hosting_type_without_a_usable_gpu_fails_the_endpoint_and_not_quie
         configs = sagemaker.list_endpoint_configs()["EndpointConfigs"]
         models = sagemaker.list_models()["Models"]
         endpoints = sagemaker.list_endpoints()["Endpoints"]
+        logs = flow.stack.client("logs")
+        flow_endpoint = flow.stack.deployment.endpoint_name
+        prefix = "/aws/sagemaker/Endpoints/"
+        groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]]
+        cloudwatch = [
+            event["message"]
+            for group in groups
+            for stream in logs.describe_log_streams(logGroupName=group)["logStreams"]
+            for event in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])[
+                "events"
+            ]
+        ]
     assert not result.succeeded
     assert (result.failed_stage, result.failed_action) == ("Train", "StartTraining"), result.reason
     assert "EndpointFailed" in str(result.reason) and "did not reach InService" in str(result.reason)
@@ -80,3 +92,7 @@ def test_a_gpu_hosting_type_without_a_usable_gpu_fails_the_endpoint_and_not_quie
     # The container's own log (the endpoint's CloudWatch stream on AWS) says why it did not start.
     logs = [path.read_text(encoding="utf-8") for path in (tmp_path / "work").rglob("serve.log")]
     assert logs and all("model_load_failed" in text and "CPU build" in text for text in logs), logs
+    # ... and so does its CloudWatch stream, written with the model's execution role (the endpoint the
+    # state machine deploys first is the candidate: deployer/README.md).
+    assert groups == [f"{prefix}{flow_endpoint}-candidate"], groups
+    assert any("model_load_failed" in line and "CPU build" in line for line in cloudwatch), cloudwatch

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -314,6 +315,7 @@ def test_an_endpoint_that_never_gets_healthy_fails_with_a_reason(harness: Harnes
     endpoint = _wait_endpoint(harness, "unhealthy")
     assert endpoint["EndpointStatus"] == "Failed"
     assert "did not pass the ping health check within 4 s" in endpoint["FailureReason"]
+    assert _endpoint_log(harness, "unhealthy")  # the stopped container's log, where SageMaker puts it
     with pytest.raises(ClientError, match="is not ready"):
         _invoke(harness, "unhealthy", "hey")
 
@@ -367,6 +369,41 @@ def test_update_switches_models_without_dropping_a_request(
     switch = answers.index("leave")
     assert set(answers[:switch]) == {"greet"} and set(answers[switch:]) == {"leave"}
     wait_until(lambda: first_container.serving.process.poll(), lambda code: code is not None, timeout=15)
+
+
+def _endpoint_log(harness: Harness, name: str) -> list[str]:
+    """The messages of the endpoint's one log stream, once it exists (SageMaker developer guide, "Log
+    Amazon SageMaker AI Events with Amazon CloudWatch": `/aws/sagemaker/Endpoints/<endpoint>`, a stream
+    `<variant>/<instance id>` per instance)."""
+    logs = harness.client("logs")
+    group = f"/aws/sagemaker/Endpoints/{name}"
+
+    def streams() -> list[dict[str, Any]]:
+        try:
+            return list(logs.describe_log_streams(logGroupName=group)["logStreams"])
+        except logs.exceptions.ResourceNotFoundException:
+            return []
+
+    [stream] = wait_until(streams, lambda found: len(found) == 1, timeout=15)
+    assert re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", stream["logStreamName"]), stream
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    return [event["message"] for event in events]
+
+
+def test_a_serving_containers_log_reaches_cloudwatch_when_it_stops(
+    harness: Harness, image: str, greet_artifact: str
+) -> None:
+    sagemaker = harness.client("sagemaker")
+    config = _deploy_config(harness, image, "logged", greet_artifact)
+    sagemaker.create_endpoint(EndpointName="logged", EndpointConfigName=config)
+    assert _wait_endpoint(harness, "logged")["EndpointStatus"] == "InService"
+    replica = harness.plane.endpoints._endpoints[("123456789012", "us-east-1", "logged")].current
+    assert replica is not None
+    _invoke(harness, "logged", "hey")
+    sagemaker.delete_endpoint(EndpointName="logged")
+    # The stand-in writes nothing; the real container's lines are checked in tests/flow/test_gpu_hosting.py.
+    written = replica.serving.process.log_path.read_text().splitlines()
+    assert _endpoint_log(harness, "logged") == (written or ["(the container wrote nothing)"])
 
 
 # The failed update's rollback is a conformance test: tests/conformance/test_sagemaker_endpoints.py.

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from harness.compute.training_logs import LOG_GROUP, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, batches
+from harness.compute.container_logs import LOG_GROUP, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, batches
 from tests.harness.planes import Harness, training_request, wait_until
 from tests.harness.standin import write_standin_tree
 
