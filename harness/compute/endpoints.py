@@ -104,6 +104,9 @@ class EndpointSnapshot:
     failure_reason: str | None
     serving_config_name: str | None  # the config whose container answers now, if any
     replaced_instances: int = 0  # instances that failed their health checks and were replaced
+    # DescribeEndpoint's PendingDeploymentSummary: the config being deployed while Creating/Updating.
+    pending_config_name: str | None = None
+    pending_since: float | None = None  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,9 @@ class _Endpoint:
     target: ModelTarget | None = None  # what `current` serves (a replacement instance starts it again)
     failed_pings: int = 0
     replacements: int = 0  # instances replaced so far (reported by `describe`)
+    # The deployment in progress (CreateEndpoint's or UpdateEndpoint's config) and when it began.
+    pending_config_name: str | None = None
+    pending_since: float | None = None
 
 
 def _pooled_session() -> requests.Session:
@@ -205,7 +211,13 @@ class EndpointManager:
         with self._lock:
             if key in self._endpoints:
                 raise EndpointError(f'Cannot create already existing endpoint "{key[2]}".')
-            endpoint = _Endpoint(name=key[2], status="Creating", config_name=target.config_name)
+            endpoint = _Endpoint(
+                name=key[2],
+                status="Creating",
+                config_name=target.config_name,
+                pending_config_name=target.config_name,
+                pending_since=time.time(),
+            )
             self._endpoints[key] = endpoint
             generation = endpoint.generation
         self._in_background(key, target, generation, updating=False)
@@ -226,6 +238,7 @@ class EndpointManager:
                 )
             endpoint.status = "Updating"
             endpoint.failure_reason = None
+            endpoint.pending_config_name, endpoint.pending_since = target.config_name, time.time()
             endpoint.generation += 1
             generation = endpoint.generation
         self._in_background(key, target, generation, updating=True)
@@ -251,6 +264,8 @@ class EndpointManager:
                 failure_reason=endpoint.failure_reason,
                 serving_config_name=endpoint.current.target.config_name if endpoint.current else None,
                 replaced_instances=endpoint.replacements,
+                pending_config_name=endpoint.pending_config_name,
+                pending_since=endpoint.pending_since,
             )
 
     def serving_processes(self) -> list[ContainerProcess]:
@@ -361,6 +376,7 @@ class EndpointManager:
             endpoint = self._endpoints.get(key)
             current = endpoint is not None and endpoint.generation == generation
             if current and endpoint is not None:
+                endpoint.pending_config_name = endpoint.pending_since = None  # the deployment is over
                 if reason is None and replica is not None:
                     old, endpoint.current = endpoint.current, replica
                     endpoint.target = target

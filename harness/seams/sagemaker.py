@@ -9,7 +9,9 @@ context (harness/context.py):
   MetricDefinitions (moto overwrites them) and starts the job on the compute plane;
   DescribeTrainingJob / ListTrainingJobs show its live status; StopTrainingJob sends SIGTERM.
 - CreateEndpoint starts `serve` (Creating -> InService | Failed), UpdateEndpoint swaps configs
-  without dropping requests, DeleteEndpoint stops the container; DescribeEndpoint shows all that.
+  without dropping requests, DeleteEndpoint stops the container; DescribeEndpoint shows all that:
+  `EndpointConfigName` is the config that serves, and while Creating/Updating the config being
+  deployed is its `PendingDeploymentSummary` (EndpointConfigName, StartTime), as AWS answers.
 - InvokeEndpoint forwards to the container with SageMaker's limits and error mapping: a body over
   6 MB gets 413; a container that answers non-2xx gives HTTP 424 `ModelError` with
   OriginalStatusCode/OriginalMessage; one that takes over 60 s gives a ModelError too; while the
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 import urllib.parse
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
@@ -43,6 +47,7 @@ from moto.sagemakerruntime import responses as runtime_responses
 from harness.compute.endpoints import (
     MAX_INVOCATION_BYTES,
     EndpointError,
+    EndpointSnapshot,
     InvocationTimeout,
     ModelTarget,
     NoHealthyInstance,
@@ -186,9 +191,17 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
 
     def describe_endpoint(self, endpoint_name: str) -> dict[str, Any]:
         endpoint = self.endpoints.get(endpoint_name)
-        if endpoint is not None:
-            self._sync_endpoint(endpoint)
-        return super().describe_endpoint(endpoint_name)
+        snapshot = self._sync_endpoint(endpoint) if endpoint is not None else None
+        described = dict(super().describe_endpoint(endpoint_name))
+        if snapshot is not None and snapshot.pending_config_name is not None:
+            # Only while Creating/Updating with a new config (SageMaker API reference, DescribeEndpoint:
+            # PendingDeploymentSummary); EndpointConfigName stays the config that serves.
+            started = datetime.fromtimestamp(snapshot.pending_since or time.time(), UTC)
+            described["PendingDeploymentSummary"] = {
+                "EndpointConfigName": snapshot.pending_config_name,
+                "StartTime": started,
+            }
+        return described
 
     def update_endpoint(self, endpoint_name: str, endpoint_config_name: str) -> str:
         endpoint = self.endpoints.get(endpoint_name)
@@ -216,16 +229,17 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
         if plane is not None and plane.endpoints.describe(self._key(endpoint_name)) is not None:
             plane.endpoints.delete(self._key(endpoint_name))
 
-    def _sync_endpoint(self, endpoint: sagemaker_models.FakeEndpoint) -> None:
+    def _sync_endpoint(self, endpoint: sagemaker_models.FakeEndpoint) -> EndpointSnapshot | None:
         plane = _attached_plane()
         snapshot = plane.endpoints.describe(self._key(endpoint.endpoint_name)) if plane else None
         if snapshot is None:
-            return
+            return None
         if snapshot.config_name != endpoint.endpoint_config_name:
             self._switch_config(endpoint, snapshot.config_name)
         if snapshot.status != endpoint.endpoint_status:
             endpoint.last_modified_time = utcnow()
         vars(endpoint).update(endpoint_status=snapshot.status, failure_reason=snapshot.failure_reason)
+        return snapshot
 
     def _switch_config(self, endpoint: sagemaker_models.FakeEndpoint, config_name: str) -> None:
         config = self.endpoint_configs.get(config_name)

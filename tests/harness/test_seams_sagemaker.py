@@ -328,6 +328,9 @@ def test_update_switches_models_without_dropping_a_request(
         EndpointName="rolling",
         EndpointConfigName=_deploy_config(harness, image, "rolling-greet", greet_artifact),
     )
+    creating = sagemaker.describe_endpoint(EndpointName="rolling")  # its container has not started yet
+    assert creating["EndpointStatus"] == "Creating"
+    assert creating["PendingDeploymentSummary"]["EndpointConfigName"] == "rolling-greet"
     _wait_endpoint(harness, "rolling")
     first_container = harness.plane.endpoints._endpoints[("123456789012", "us-east-1", "rolling")].current
     assert first_container is not None
@@ -356,6 +359,9 @@ def test_update_switches_models_without_dropping_a_request(
         # The config that serves until the update is done (the new one is the in-progress deployment's,
         # DescribeEndpoint's PendingDeploymentSummary); the state machine's EndpointReady relies on it.
         assert updating["EndpointConfigName"] == "rolling-greet"
+        pending = updating["PendingDeploymentSummary"]
+        assert pending["EndpointConfigName"] == "rolling-leave"
+        assert pending["StartTime"] >= updating["CreationTime"]
         endpoint = _wait_endpoint(harness, "rolling")
         count = len(answers)
         wait_until(lambda: len(answers), lambda n: n >= count + 3, timeout=10)
@@ -365,6 +371,7 @@ def test_update_switches_models_without_dropping_a_request(
     assert errors == []
     assert endpoint["EndpointStatus"] == "InService"
     assert endpoint["EndpointConfigName"] == "rolling-leave"
+    assert "PendingDeploymentSummary" not in endpoint  # only while a deployment is in progress
     assert answers[0] == "greet" and answers[-1] == "leave"
     switch = answers.index("leave")
     assert set(answers[:switch]) == {"greet"} and set(answers[switch:]) == {"leave"}
