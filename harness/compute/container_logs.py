@@ -64,35 +64,25 @@ def write_log(client: Any, group: str, stream: str, log_text: str) -> None:
         client.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
 
 
-class TrainingLogPublisher:
-    """Writes ended training jobs' logs to CloudWatch Logs through `logs_client()` (the emulator's)."""
+class ContainerLogPublisher:
+    """Writes ended containers' logs to CloudWatch Logs, as the container's role when a client for it
+    is given, else through `logs_client()` (the emulator's). Never raises: a log that cannot be written
+    (the role may not, the emulator is going away) is logged, and the job's or endpoint's outcome stands."""
 
     def __init__(self, logs_client: Callable[[], Any]) -> None:
         self._logs_client = logs_client
 
-    def publish(
+    def training_job(
         self,
         job_name: str,
         log_text: str,
         started_s: float | None = None,
         logs_client: Callable[[], Any] | None = None,
     ) -> None:
-        """Never raises: a log that cannot be written (the role may not, the emulator is going away) is
-        logged, the job's outcome stands. `logs_client`: the job's role's client, else the publisher's."""
-        try:
-            stream = stream_name(job_name, started_s if started_s is not None else time.time())
-            write_log((logs_client or self._logs_client)(), LOG_GROUP, stream, log_text)
-        except Exception as error:  # the emulator is going away, or refuses: the job is unaffected
-            LOG.warning("training job %s: its log did not reach CloudWatch Logs: %s", job_name, error)
+        stream = stream_name(job_name, started_s if started_s is not None else time.time())
+        self._write(LOG_GROUP, stream, log_text, logs_client, f"training job {job_name}")
 
-
-class EndpointLogPublisher:
-    """Writes ended serving containers' logs to CloudWatch Logs through `logs_client()`."""
-
-    def __init__(self, logs_client: Callable[[], Any]) -> None:
-        self._logs_client = logs_client
-
-    def publish(
+    def endpoint(
         self,
         endpoint_name: str,
         variant_name: str,
@@ -100,11 +90,15 @@ class EndpointLogPublisher:
         log_text: str,
         logs_client: Callable[[], Any] | None = None,
     ) -> None:
-        """Never raises (as TrainingLogPublisher.publish): the endpoint's state is not the log's."""
+        group = f"{ENDPOINT_LOG_GROUP_PREFIX}{endpoint_name}"
+        self._write(
+            group, f"{variant_name}/{instance_id}", log_text, logs_client, f"endpoint {endpoint_name}"
+        )
+
+    def _write(
+        self, group: str, stream: str, log_text: str, logs_client: Callable[[], Any] | None, owner: str
+    ) -> None:
         try:
-            group = f"{ENDPOINT_LOG_GROUP_PREFIX}{endpoint_name}"
-            write_log((logs_client or self._logs_client)(), group, f"{variant_name}/{instance_id}", log_text)
-        except Exception as error:
-            LOG.warning(
-                "endpoint %s: a container's log did not reach CloudWatch Logs: %s", endpoint_name, error
-            )
+            write_log((logs_client or self._logs_client)(), group, stream, log_text)
+        except Exception as error:  # the emulator is going away, or refuses: the container's work stands
+            LOG.warning("%s: a container's log did not reach CloudWatch Logs: %s", owner, error)

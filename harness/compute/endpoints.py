@@ -52,7 +52,7 @@ from typing import Any
 import requests
 import requests.adapters
 
-from harness.compute.container_logs import EndpointLogPublisher
+from harness.compute.container_logs import ContainerLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime, ServingContainer
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.s3io import S3Uri, download_and_unpack
@@ -195,7 +195,7 @@ class EndpointManager:
     # The execution roles' credentials: a model with an ExecutionRoleArn is fetched as that role.
     roles: ServiceRoles | None = None
     # Each serving container's log goes to CloudWatch Logs when it ends (stopped, died, failed to start).
-    logs: EndpointLogPublisher | None = None
+    logs: ContainerLogPublisher | None = None
     # How long instances take before a create (False) or an update (True) starts its container.
     provisioning_s: Callable[[bool], float] | None = None
     health_check_interval_s: float = DEFAULT_HEALTH_CHECK_INTERVAL_S
@@ -559,7 +559,7 @@ class EndpointManager:
             if self._stopped.is_set() or self.logs is None:
                 return
             text = process.log_path.read_text(encoding="utf-8", errors="replace")
-            self.logs.publish(key[2], target.variant_name, instance_id, text, logs_client)
+            self.logs.endpoint(key[2], target.variant_name, instance_id, text, logs_client)
 
         return publish
 

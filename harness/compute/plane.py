@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.boto_sessions import SessionClients, client_config
-from harness.compute.container_logs import EndpointLogPublisher, TrainingLogPublisher
+from harness.compute.container_logs import ContainerLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime
 from harness.compute.endpoints import DEFAULT_STARTUP_LIMIT_S, EndpointManager
 from harness.compute.runtimes import choose_runtime
@@ -98,6 +98,7 @@ class ComputePlane:
         s3 = client_factory("s3", endpoint_url)
         # Training jobs and endpoints act as their execution roles (RoleArn, ExecutionRoleArn).
         roles = ServiceRoles(endpoint_url, iam)
+        logs = ContainerLogPublisher(client_factory("logs", endpoint_url))
         cached = chosen if training_cache is None else CachingRuntime(chosen, training_cache)
         runs = cached if faults is None else faults.wrap(cached)
         return cls(
@@ -109,7 +110,7 @@ class ComputePlane:
                 work_dir=work_dir,
                 prepare_input=faults.corrupt_channels if faults is not None else None,
                 provision=faults.capacity_error if faults is not None else None,
-                logs=TrainingLogPublisher(client_factory("logs", endpoint_url)),
+                logs=logs,
                 roles=roles,
                 provisioning_s=(
                     (lambda: timing.delay_s("training_provisioning_s")) if timing is not None else None
@@ -122,7 +123,7 @@ class ComputePlane:
                 startup_limit_s=endpoint_startup_limit_s,
                 on_in_service=faults.serving_started if faults is not None else None,
                 roles=roles,
-                logs=EndpointLogPublisher(client_factory("logs", endpoint_url)),
+                logs=logs,
                 provisioning_s=(
                     (
                         lambda updating: timing.delay_s(

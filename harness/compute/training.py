@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.compute.container_logs import TrainingLogPublisher
+from harness.compute.container_logs import ContainerLogPublisher
 from harness.compute.container_runtime import ContainerProcess, ContainerRuntime, ImageNotFound, ResolvedImage
 from harness.compute.image_pull import ImagePullDenied, check_image_pull
 from harness.compute.s3io import S3Uri, download_prefix, pack_directory, upload_file
@@ -241,7 +241,7 @@ class TrainingJob:
         s3: Any,
         prepare_input: Callable[[Path], None] | None = None,
         provision: Callable[[], str | None] | None = None,
-        logs: TrainingLogPublisher | None = None,
+        logs: ContainerLogPublisher | None = None,
         ecr: Any | None = None,
         logs_client: Callable[[], Any] | None = None,
         provisioning_s: Callable[[], float] | None = None,
@@ -331,7 +331,7 @@ class TrainingJob:
         now = _now()
         log_text = self.log_text()
         if self._logs is not None:  # where SageMaker puts the log, before any reader sees the job end
-            self._logs.publish(self.spec.name, log_text, self._created_s, self._logs_client)
+            self._logs.training_job(self.spec.name, log_text, self._created_s, self._logs_client)
         metrics = tuple(final_metrics(log_text, self.spec.metric_definitions, now))
         self._set_secondary(
             secondary, status=status, ended=True, final_metrics=metrics, training_end_time=now, **changes
@@ -488,7 +488,7 @@ class TrainingJobRunner:
     # Called as the job starts: a FailureReason when its instances cannot be provisioned, else None.
     provision: Callable[[], str | None] | None = None
     # Where each ended job's log goes (CloudWatch Logs, as SageMaker sends it); None: nowhere.
-    logs: TrainingLogPublisher | None = None
+    logs: ContainerLogPublisher | None = None
     # The execution roles' credentials: a job with a RoleArn makes its AWS calls as that role.
     roles: ServiceRoles | None = None
     # How long a job waits in Starting for its instances (a timing profile, harness/timing.py).
