@@ -201,6 +201,7 @@ def test_a_good_model_is_deployed_to_a_new_endpoint(runner: Runner) -> None:
     output = json.loads(execution["output"])
     assert output["TrainingJob"]["Accuracy"] == [0.93]
     assert output["Deployment"]["Mode"] == "create"
+    assert output["Hosting"] == {"Device": "cpu", "AmiVersion": "none"}  # the hosting plan, CPU type
 
 
 def test_a_gpu_hosting_type_runs_the_model_on_the_gpu_on_the_ami_whose_driver_runs_the_image(
