@@ -282,7 +282,7 @@ class LambdaRuntime:
             workers = self._idle.get(key, [])
             while workers:
                 candidate = workers.pop()
-                if candidate.process.poll() is None and now - candidate.last_used <= self._idle_s:
+                if self._reusable(candidate, now):
                     worker = candidate
                     break
                 expired.append(candidate)
@@ -293,14 +293,17 @@ class LambdaRuntime:
             return worker
         return self._spawn(spec, key)
 
+    def _reusable(self, worker: _Worker, now: float) -> bool:
+        """Alive, and idle no longer than `idle_s`."""
+        return now - worker.last_used <= self._idle_s and worker.process.poll() is None
+
     def _sweep(self, endpoint: str, now: float) -> list[_Worker]:
         """Takes out (under the lock) every idle worker that idled too long, died or calls another
         endpoint than `endpoint` (one emulator per process: such a worker is a stale one)."""
         expired = []
         for idle_key, workers in self._idle.items():
             for candidate in list(workers):
-                stale = idle_key[-1] != endpoint or now - candidate.last_used > self._idle_s
-                if stale or candidate.process.poll() is not None:
+                if idle_key[-1] != endpoint or not self._reusable(candidate, now):
                     workers.remove(candidate)
                     expired.append(candidate)
                     self._workers.discard(candidate)
