@@ -98,6 +98,14 @@ class ModelTarget:
 
 
 @dataclass(frozen=True)
+class PendingDeployment:
+    """The deployment in progress (CreateEndpoint's or UpdateEndpoint's config) and when it began."""
+
+    config_name: str
+    started_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
 class EndpointSnapshot:
     status: str  # Creating | InService | Updating | Failed | Deleting
     config_name: str
@@ -105,8 +113,7 @@ class EndpointSnapshot:
     serving_config_name: str | None  # the config whose container answers now, if any
     replaced_instances: int = 0  # instances that failed their health checks and were replaced
     # DescribeEndpoint's PendingDeploymentSummary: the config being deployed while Creating/Updating.
-    pending_config_name: str | None = None
-    pending_since: float | None = None  # epoch seconds
+    pending: PendingDeployment | None = None
 
 
 @dataclass(frozen=True)
@@ -169,9 +176,7 @@ class _Endpoint:
     target: ModelTarget | None = None  # what `current` serves (a replacement instance starts it again)
     failed_pings: int = 0
     replacements: int = 0  # instances replaced so far (reported by `describe`)
-    # The deployment in progress (CreateEndpoint's or UpdateEndpoint's config) and when it began.
-    pending_config_name: str | None = None
-    pending_since: float | None = None
+    pending: PendingDeployment | None = None  # until the create or update it stands for is over
 
 
 def _pooled_session() -> requests.Session:
@@ -215,8 +220,7 @@ class EndpointManager:
                 name=key[2],
                 status="Creating",
                 config_name=target.config_name,
-                pending_config_name=target.config_name,
-                pending_since=time.time(),
+                pending=PendingDeployment(target.config_name, time.time()),
             )
             self._endpoints[key] = endpoint
             generation = endpoint.generation
@@ -238,7 +242,7 @@ class EndpointManager:
                 )
             endpoint.status = "Updating"
             endpoint.failure_reason = None
-            endpoint.pending_config_name, endpoint.pending_since = target.config_name, time.time()
+            endpoint.pending = PendingDeployment(target.config_name, time.time())
             endpoint.generation += 1
             generation = endpoint.generation
         self._in_background(key, target, generation, updating=True)
@@ -264,8 +268,7 @@ class EndpointManager:
                 failure_reason=endpoint.failure_reason,
                 serving_config_name=endpoint.current.target.config_name if endpoint.current else None,
                 replaced_instances=endpoint.replacements,
-                pending_config_name=endpoint.pending_config_name,
-                pending_since=endpoint.pending_since,
+                pending=endpoint.pending,
             )
 
     def serving_processes(self) -> list[ContainerProcess]:
@@ -376,7 +379,7 @@ class EndpointManager:
             endpoint = self._endpoints.get(key)
             current = endpoint is not None and endpoint.generation == generation
             if current and endpoint is not None:
-                endpoint.pending_config_name = endpoint.pending_since = None  # the deployment is over
+                endpoint.pending = None  # the deployment is over
                 if reason is None and replica is not None:
                     old, endpoint.current = endpoint.current, replica
                     endpoint.target = target
@@ -541,11 +544,13 @@ class EndpointManager:
                 if self.roles is not None and role
                 else None
             )
-            serving.process.add_exit_hook(self._log_publisher(key, target, serving.process, logs_client))
+            hook = self._log_publisher(self.logs, key, target, serving.process, logs_client)
+            serving.process.add_exit_hook(hook)
         return _Replica(target, serving, directory)
 
     def _log_publisher(
         self,
+        logs: ContainerLogPublisher,
         key: EndpointKey,
         target: ModelTarget,
         process: ContainerProcess,
@@ -556,10 +561,10 @@ class EndpointManager:
         instance_id = f"i-{secrets.token_hex(9)[:17]}"
 
         def publish(exit_status: int) -> None:
-            if self._stopped.is_set() or self.logs is None:
+            if self._stopped.is_set():
                 return
             text = process.log_path.read_text(encoding="utf-8", errors="replace")
-            self.logs.endpoint(key[2], target.variant_name, instance_id, text, logs_client)
+            logs.endpoint(key[2], target.variant_name, instance_id, text, logs_client)
 
         return publish
 

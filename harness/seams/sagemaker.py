@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
@@ -193,13 +192,12 @@ class HarnessSageMakerBackend(sagemaker_models.SageMakerModelBackend):
         endpoint = self.endpoints.get(endpoint_name)
         snapshot = self._sync_endpoint(endpoint) if endpoint is not None else None
         described = dict(super().describe_endpoint(endpoint_name))
-        if snapshot is not None and snapshot.pending_config_name is not None:
+        if snapshot is not None and snapshot.pending is not None:
             # Only while Creating/Updating with a new config (SageMaker API reference, DescribeEndpoint:
             # PendingDeploymentSummary); EndpointConfigName stays the config that serves.
-            started = datetime.fromtimestamp(snapshot.pending_since or time.time(), UTC)
             described["PendingDeploymentSummary"] = {
-                "EndpointConfigName": snapshot.pending_config_name,
-                "StartTime": started,
+                "EndpointConfigName": snapshot.pending.config_name,
+                "StartTime": datetime.fromtimestamp(snapshot.pending.started_at, UTC),
             }
         return described
 
