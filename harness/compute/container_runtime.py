@@ -90,13 +90,13 @@ class ContainerProcess:
         self.log_path = log_path
         self._log_handle = log_handle
         self._cleanup = cleanup
-        self._cleaned = threading.Lock()
+        self._cleaned = threading.RLock()  # a hook that polls its own process must not deadlock
         self._cleaned_up = False
         self._exit_hooks: list[Callable[[int], None]] = []
 
     def add_exit_hook(self, hook: Callable[[int], None]) -> None:
         """`hook(exit_status)` runs once, when the process is first seen to have exited (before `wait`
-        or `poll` returns)."""
+        or `poll` returns, in every thread)."""
         self._exit_hooks.append(hook)
 
     @property
@@ -130,15 +130,17 @@ class ContainerProcess:
             return self.wait(grace_seconds)
 
     def _finish(self, code: int) -> None:
+        # Held through the hooks: a second thread's poll or wait returns only once they have run (a
+        # reader of the endpoint's CloudWatch stream or of the training cache sees their work done).
         with self._cleaned:
             if self._cleaned_up:
                 return
             self._cleaned_up = True
-        self._log_handle.close()
-        if self._cleanup is not None:
-            self._cleanup()
-        for hook in self._exit_hooks:
-            hook(code)
+            self._log_handle.close()
+            if self._cleanup is not None:
+                self._cleanup()
+            for hook in self._exit_hooks:
+                hook(code)
 
 
 @dataclass(frozen=True)

@@ -393,8 +393,13 @@ def _endpoint_log(harness: Harness, name: str) -> list[str]:
 
     [stream] = wait_until(streams, lambda found: len(found) == 1, timeout=15)
     assert re.fullmatch(r"AllTraffic/i-[0-9a-f]{17}", stream["logStreamName"]), stream
-    events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
-    return [event["message"] for event in events]
+
+    def messages() -> list[str]:
+        events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+        return [event["message"] for event in events]
+
+    # A stream exists before its first PutLogEvents (as on CloudWatch): wait for the events too.
+    return wait_until(messages, lambda found: len(found) > 0, timeout=15)
 
 
 def test_a_serving_containers_log_reaches_cloudwatch_when_it_stops(
@@ -408,6 +413,7 @@ def test_a_serving_containers_log_reaches_cloudwatch_when_it_stops(
     assert replica is not None
     _invoke(harness, "logged", "hey")
     sagemaker.delete_endpoint(EndpointName="logged")
+    wait_until(lambda: replica.serving.process.poll(), lambda code: code is not None, timeout=15)
     # The stand-in writes nothing; the real container's lines are checked in tests/flow/test_gpu_hosting.py.
     written = replica.serving.process.log_path.read_text().splitlines()
     assert _endpoint_log(harness, "logged") == (written or ["(the container wrote nothing)"])
