@@ -2,9 +2,10 @@
 
 moto stores API Gateway's resources, methods, integrations, keys and usage plans but serves none of
 them (AWS_PROXY is not implemented). `ApiGateway` serves HTTP with uvicorn (the model server's own
-stack, in a background thread: keep-alive, TCP_NODELAY, no thread per connection) and its pure core
-`handle` reads that state from moto's backend on every request (so a stack update is seen at once) and
-does what API Gateway's edge does for a REST API with Lambda proxy integrations:
+stack, in a background thread: keep-alive, TCP_NODELAY, no thread per connection); its core `route`
+reads that state from moto's backend on every request (so a stack update is seen at once) and does
+what API Gateway's edge does for a REST API with Lambda proxy integrations, and `call` invokes the
+integration's function:
 
 URL scheme (the harness's choice): `http://127.0.0.1:PORT/{api_id}/{stage}/{path}` stands for the
 invoke URL `https://{api_id}.execute-api.{region}.amazonaws.com/{stage}/{path}`; `local_url()` maps
@@ -46,9 +47,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 MAX_SYNC_INVOKE_BYTES = 6_291_456
 INTEGRATION_TIMEOUT_S = 29.0
-# Requests answered at once (each waits on its Lambda in a thread); more wait for a free thread.
+# Requests routed and invoked at once (each waits on its Lambda in a pool thread); more wait for one.
 CONCURRENT_REQUESTS = 64
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
 _FUNCTION_ARN = re.compile(r"^arn:[^:]+:lambda:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):function:.+$")
@@ -79,6 +79,14 @@ class GatewayAnswer:
     status: int
     headers: dict[str, list[str]]
     body: bytes
+
+
+@dataclass(frozen=True)
+class Integration:
+    """What a routed request calls: the AWS_PROXY integration's function and the proxy event for it."""
+
+    function_arn: str
+    payload: bytes
 
 
 def _message(status: int, message: str, error_type: str | None = None) -> GatewayAnswer:
@@ -224,7 +232,7 @@ class ApiGateway:
         sock.listen(2048)
         self._executor = ThreadPoolExecutor(CONCURRENT_REQUESTS, thread_name_prefix="api-gateway")
         config = uvicorn.Config(
-            _GatewayApp(self.handle, self._executor),
+            _GatewayApp(self, self._executor),
             http="h11",
             loop="asyncio",
             lifespan="off",
@@ -294,10 +302,15 @@ class ApiGateway:
 
         return apigateway_backends[self.account_id][self.region]
 
-    def handle(
-        self, method: str, raw_path: str, headers: Mapping[str, list[str]], body: bytes
-    ) -> GatewayAnswer:
-        """Answers one request (the HTTP server's handler calls this; tests may too)."""
+    def route(
+        self, method: str, raw_path: str, headers: Mapping[str, list[str]], body: bytes, request_id: str
+    ) -> GatewayAnswer | Integration:
+        """What the edge makes of one request: its answer (an error), or the integration to call.
+
+        Reads the API's state from moto's backend, so a stack update is seen by the next request. It
+        does no I/O; the HTTP server runs it, with `call`, in a pool thread (a 10 MB body takes a
+        while to encode into the event); tests may call it directly.
+        """
         url = urlsplit(raw_path)
         parts = url.path.split("/", 3)
         if len(parts) < 3 or not parts[1]:
@@ -339,12 +352,12 @@ class ApiGateway:
         if target is None:
             return _message(500, f"not a Lambda integration URI: {uri}")
         event = self._proxy_event(
-            api_id, stage_name, stage, route, method, path, url.query, headers, body, key
+            api_id, stage_name, stage, route, method, path, url.query, headers, body, key, request_id
         )
         payload = json.dumps(event).encode("utf-8")
         if len(payload) > MAX_SYNC_INVOKE_BYTES:
             return TOO_LONG
-        return self._invoke(target["arn"], payload)
+        return Integration(target["arn"], payload)
 
     def _authorise(self, backend: Any, api_id: str, stage: str, value: str) -> tuple[Any, Any]:
         """The enabled key with this value bound to a usage plan for this API stage, and that plan."""
@@ -411,6 +424,7 @@ class ApiGateway:
         headers: Mapping[str, list[str]],
         body: bytes,
         key: Any,
+        request_id: str,
     ) -> dict[str, Any]:
         pairs = parse_qsl(query, keep_blank_values=True)
         multi_query: dict[str, list[str]] = {}
@@ -422,7 +436,6 @@ class ApiGateway:
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode("ascii"), True
         now = time.time()
-        request_id = str(uuid.uuid4())
         domain = f"{api_id}.execute-api.{self.region}.amazonaws.com"
         single_headers = {name: values[-1] for name, values in headers.items()}
         return {
@@ -461,42 +474,37 @@ class ApiGateway:
             "isBase64Encoded": encoded,
         }
 
-    def _invoke(self, function_arn: str, payload: bytes) -> GatewayAnswer:
-        """Invokes the integration's function (RequestResponse) and maps its answer.
+    def answer(
+        self, method: str, raw_path: str, headers: Mapping[str, list[str]], body: bytes, request_id: str
+    ) -> GatewayAnswer:
+        """Routes one request and, when it reaches an integration, calls it (blocks; see `call`)."""
+        outcome = self.route(method, raw_path, headers, body, request_id)
+        return self.call(outcome) if isinstance(outcome, Integration) else outcome
+
+    def call(self, integration: Integration) -> GatewayAnswer:
+        """Invokes the integration's function (RequestResponse) and maps its answer; blocks until the
+        function returns (the caller keeps the integration timeout).
 
         API Gateway calls Lambda's Invoke inside AWS; here the call goes to moto's Lambda backend in
         this process (the same `LambdaFunction.invoke` that the Invoke API reaches, so the harness's
         Lambda runtime runs it), not through the emulator's HTTP endpoint: that round trip (a boto3
-        request, werkzeug, Flask and moto's dispatch) cost 5-10 ms of every API call. The
-        integration timeout is kept by waiting for the invocation at most `integration_timeout_s`.
+        request, werkzeug, Flask and moto's dispatch) cost 5-10 ms of every API call.
         """
+        from moto.awslambda.models import lambda_backends
+
+        function_arn = integration.function_arn
         match = _FUNCTION_ARN.match(function_arn)
         if match is None:
             logger.error("the integration names no function ARN: %s", function_arn)
             return BAD_GATEWAY
-        done: Future[tuple[bytes, dict[str, str]]] = Future()
-
-        def call() -> None:
-            from moto.awslambda.models import lambda_backends
-
-            response_headers: dict[str, str] = {}
-            try:
-                backend = lambda_backends[match["account"]][match["region"]]
-                result = backend.invoke(function_arn, None, payload, {}, response_headers)
-            except BaseException as error:  # handed to the waiting request, which logs it
-                done.set_exception(error)
-                return
-            raw = result.encode("utf-8") if isinstance(result, str) else bytes(result or b"")
-            done.set_result((raw, response_headers))
-
-        threading.Thread(target=call, name="api-gateway-invoke", daemon=True).start()
+        response_headers: dict[str, str] = {}
         try:
-            answer, response_headers = done.result(timeout=self.integration_timeout_s)
-        except FutureTimeout:
-            return TIMED_OUT
+            backend = lambda_backends[match["account"]][match["region"]]
+            result = backend.invoke(function_arn, None, integration.payload, {}, response_headers)
         except Exception:
             logger.exception("the integration's Invoke failed for %s", function_arn)
             return BAD_GATEWAY
+        answer = result.encode("utf-8") if isinstance(result, str) else bytes(result or b"")
         if response_headers.get("x-amz-function-error"):
             logger.info("lambda %s failed: %s", function_arn, answer[:500])
             return BAD_GATEWAY
@@ -548,14 +556,16 @@ def proxy_answer(payload: bytes) -> GatewayAnswer:
     return GatewayAnswer(status, headers, raw)
 
 
-Handle = Callable[[str, str, Mapping[str, list[str]], bytes], GatewayAnswer]
-
-
 class _GatewayApp:
-    """The ASGI transport around `ApiGateway.handle`: reads the request, answers what `handle` says."""
+    """The ASGI transport around `ApiGateway.answer`: reads the request, sends what `answer` says.
 
-    def __init__(self, handle: Handle, executor: ThreadPoolExecutor) -> None:
-        self.handle = handle
+    Each request takes one hop from the event loop to a pool thread, which routes it and waits on the
+    integration's Lambda; the loop keeps the integration timeout (the thread runs on until the
+    function returns, as the invocation does on AWS after API Gateway gave up on it).
+    """
+
+    def __init__(self, gateway: ApiGateway, executor: ThreadPoolExecutor) -> None:
+        self.gateway = gateway
         self.executor = executor
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -568,6 +578,8 @@ class _GatewayApp:
         headers: dict[str, list[str]] = {}
         for name, value in scope["headers"]:
             headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        # One id per request: AWS's x-amzn-RequestId header is the proxy event's requestContext.requestId.
+        request_id = str(uuid.uuid4())
         declared = (headers.get("content-length") or ["0"])[0]
         close = False
         if declared.isascii() and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
@@ -581,11 +593,14 @@ class _GatewayApp:
                     return
                 chunks.append(message.get("body", b""))
                 more = bool(message.get("more_body", False))
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(
+                self.executor, self.gateway.answer, method, raw_path, headers, b"".join(chunks), request_id
+            )
             try:
-                loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(
-                    self.executor, self.handle, method, raw_path, headers, b"".join(chunks)
-                )
+                answer = await asyncio.wait_for(work, self.gateway.integration_timeout_s)
+            except TimeoutError:
+                answer = TIMED_OUT
             except Exception:
                 logger.exception("gateway error for %s %s", method, raw_path)
                 answer = _message(500, "Internal server error")
@@ -594,7 +609,7 @@ class _GatewayApp:
             if name.lower() in ("content-length", "connection", "transfer-encoding"):
                 continue
             head.extend((name.encode("latin-1"), value.encode("latin-1")) for value in values)
-        head.append((b"x-amzn-RequestId", str(uuid.uuid4()).encode("ascii")))
+        head.append((b"x-amzn-RequestId", request_id.encode("ascii")))
         head.append((b"content-length", str(len(answer.body)).encode("ascii")))
         if close:
             head.append((b"connection", b"close"))
