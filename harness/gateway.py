@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import re
@@ -214,6 +215,7 @@ class ApiGateway:
         self._executor: ThreadPoolExecutor | None = None
         self._buckets: dict[tuple[str, ...], TokenBucket] = {}
         self._buckets_lock = threading.Lock()
+        self._froze = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
     @property
@@ -259,6 +261,14 @@ class ApiGateway:
         if not server.started:
             self.stop()
             raise RuntimeError("the gateway did not start")
+        # What this process holds by now (moto's backends and models, botocore's service models, the
+        # stacks deployed so far) lives as long as the gateway: kept out of the cyclic collector, a full
+        # collection scans only what requests allocate. Without this one paused every thread of the
+        # process (the gateway's included) for 150 ms about every 10 s at 16 clients (p99 72 -> 30 ms,
+        # serve_load.py). The collection first frees what earlier stacks in this process left behind.
+        gc.collect()
+        gc.freeze()
+        self._froze = True
         return self
 
     def stop(self) -> None:
@@ -274,6 +284,9 @@ class ApiGateway:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+        if self._froze:
+            gc.unfreeze()  # back to the collector: a later stack in this process may drop it
+            self._froze = False
 
     def __enter__(self) -> ApiGateway:
         return self.start()
