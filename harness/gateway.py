@@ -64,7 +64,9 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 MAX_SYNC_INVOKE_BYTES = 6_291_456
 INTEGRATION_TIMEOUT_S = 29.0
-# Requests routed and invoked at once (each waits on its Lambda in a pool thread); more wait for one.
+# Requests routed and invoked at once (each waits on its Lambda in a pool thread, which a timed-out
+# invocation holds until its function returns, as on AWS it holds its concurrency); more wait for a
+# thread, and that wait counts toward their integration timeout.
 CONCURRENT_REQUESTS = 64
 _LAMBDA_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]+:lambda:path/[^/]+/functions/(?P<arn>.+)/invocations$")
 _FUNCTION_ARN = re.compile(r"^arn:[^:]+:lambda:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):function:.+$")
@@ -265,8 +267,8 @@ class ApiGateway:
         # stacks deployed so far) lives as long as the gateway: kept out of the cyclic collector, a full
         # collection scans only what requests allocate. Without this one paused every thread of the
         # process (the gateway's included) for 150 ms about every 10 s at 16 clients (p99 72 -> 30 ms,
-        # serve_load.py). The collection first frees what earlier stacks in this process left behind.
-        gc.collect()
+        # serve_load.py). No collection first (it took 120 ms of each start): garbage frozen here
+        # goes back to the collector with the rest when the gateway stops.
         gc.freeze()
         self._froze = True
         return self

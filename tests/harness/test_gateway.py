@@ -67,8 +67,8 @@ def test_with_the_key_the_lambda_answers_with_a_proxy_event(
     assert answer.headers["X-Multi"] == "a, b"
     event = answer.json()
     assert answer.headers["X-Seen"] == event["requestContext"]["requestId"]
-    # One id per request: the x-amzn-RequestId response header carries $context.requestId, the event's
-    # requestContext.requestId (API Gateway developer guide, "Variables for data transformations").
+    # One id per request, $context.requestId: "API Gateway returns this request ID in the x-amzn-RequestId
+    # response header" (API Gateway developer guide, "Set up CloudWatch logging for REST APIs").
     assert answer.headers["x-amzn-RequestId"] == event["requestContext"]["requestId"]
     assert event["resource"] == "/items"
     assert event["path"] == "/items"
