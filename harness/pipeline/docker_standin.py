@@ -8,7 +8,8 @@ understands exactly what the buildspec asks of docker, and nothing else:
 - `docker build [-t NAME:TAG]... [--build-arg X] [--label X] CONTEXT`: CONTEXT must be the tree's
   `container` folder; the tags now name the tree's digest.
 - `docker push NAME:TAG`: prints the digest line docker prints (`TAG: digest: sha256:... size: N`).
-- `docker inspect --format '{{index .RepoDigests 0}}' NAME:TAG`: prints `NAME@sha256:...`.
+- `docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' NAME:TAG`: prints
+  `NAME@sha256:...` (a tree has one repository's digest: the tag's).
 - `docker login ...`: accepted (there is no registry to log in to).
 
 Tags are kept in the JSON file named by `MLOPS_DOCKER_STANDIN_STATE`. The Build action registers the
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 
 STATE_ENV = "MLOPS_DOCKER_STANDIN_STATE"
-_INSPECT_FORMAT = "{{index .RepoDigests 0}}"
+_INSPECT_FORMAT = "{{range .RepoDigests}}{{println .}}{{end}}"
 
 
 class UsageError(Exception):

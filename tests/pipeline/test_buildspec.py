@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -193,3 +194,46 @@ def test_the_deployers_buildspec_pins_python_311() -> None:
     spec = parse_buildspec((repo / "deployer" / "buildspec.yml").read_text(encoding="utf-8"))
     install = next(phase for phase in spec.phases if phase.name == "install")
     assert install.runtime_versions == (("python", "3.11"),)
+
+
+def _image_uri_commands() -> list[str]:
+    """The deployer's post_build commands that set IMAGE_URI and check it."""
+    repo = Path(__file__).resolve().parents[2]
+    spec = parse_buildspec((repo / "deployer" / "buildspec.yml").read_text(encoding="utf-8"))
+    post_build = next(phase for phase in spec.phases if phase.name == "post_build")
+    commands = [c for c in post_build.commands if "IMAGE_URI=" in c or c.startswith('test -n "$IMAGE_URI"')]
+    assert len(commands) == 2, post_build.commands
+    return commands
+
+
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        ("127.0.0.1:54143/gptneo-intent", "127.0.0.1:54143/gptneo-intent@sha256:" + "f5" * 32),
+        ("127.0.0.1:33773/gptneo-intent", "127.0.0.1:33773/gptneo-intent@sha256:" + "f5" * 32),
+        ("127.0.0.1:54143/gptneo", None),  # a prefix of a listed repository is not that repository
+    ],
+)
+def test_the_deployers_image_uri_is_this_repositorys_digest(
+    tmp_path: Path, repository: str, expected: str | None
+) -> None:
+    """An image pushed to two repositories lists both in RepoDigests (measured on this machine's engine:
+    the same build pushed by a second `mlops run` to its local registry on another port, the first
+    run's entry sorted first); the buildspec takes the entry of the repository it pushed to, and fails
+    when there is none, rather than the first entry."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    listed = [f"127.0.0.1:{port}/gptneo-intent@sha256:{'f5' * 32}" for port in (33773, 54143)]
+    # Mocked: `docker inspect` of an image with two RepoDigests, as the engine printed it (a real engine
+    # here would need the image pushed to two registries first).
+    docker.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(listed) + "\n", encoding="utf-8")
+    docker.chmod(0o755)
+    script = "set -e\n" + "\n".join(_image_uri_commands()) + '\nprintf "%s" "$IMAGE_URI"\n'
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "IMAGE_REPO": repository, "IMAGE_TAG": "t"}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, check=False)
+    if expected is None:
+        assert done.returncode != 0
+        assert f"no digest of {repository} among the image's RepoDigests" in done.stderr
+    else:
+        assert (done.returncode, done.stdout) == (0, expected), done.stderr

@@ -23,7 +23,7 @@ def test_build_push_inspect(tree: Path, capsys: pytest.CaptureFixture[str]) -> N
     digest = tree_digest(tree)
     assert main(["build", "--label", "x=y", "-t", "reg/repo:abc", "-t", "reg/repo:latest", "container"]) == 0
     assert main(["push", "reg/repo:abc"]) == 0
-    assert main(["inspect", "--format", "{{index .RepoDigests 0}}", "reg/repo:abc"]) == 0
+    assert main(["inspect", "--format", "{{range .RepoDigests}}{{println .}}{{end}}", "reg/repo:abc"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2] == f"abc: digest: {digest} size: 0"
     assert lines[-1] == f"reg/repo@{digest}"
